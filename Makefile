@@ -1,0 +1,40 @@
+# kmm-course: every target sets up what it needs (a virtual environment in .venv).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.kmm-installed
+
+.PHONY: lab test bench lint release html clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[course,test]'
+	@touch $(STAMP)
+
+## lab: open the course in JupyterLab, on the welcome chapter
+# LAB_ARGS adds options (the tests start it headless: --no-browser --port=…); as root, Jupyter
+# needs --allow-root.
+LAB_ARGS ?=
+lab: $(STAMP)
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/00_welcome.ipynb
+
+## test: unit tests, then nbval over every chapter and exercise solution
+test: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests
+	MPLBACKEND=Agg $(BIN)/python -m pytest --nbval notebooks/ exercises/solutions/
+
+## bench: the speed and memory table
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+## lint: ruff over the code and the notebooks
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+## release: regenerate the student exercises from exercises/solutions/
+release: $(STAMP)
+	$(BIN)/kmm exercises release
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,67 @@
+"""The ``kmm`` command: the simulator from a terminal, and the contract the tests hold.
+
+Each subcommand is one module in :mod:`kmmlib.commands` that defines ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``. This file finds them, gives every one the
+common options ``--from DIR`` (a folder of /proc copies; ``args.source`` is the
+:class:`~kmmlib.procfs.source.ProcSource` built from it) and ``--json``, runs it, and turns
+kmmlib's errors into one clear line on stderr and exit status 2, never a traceback.
+Notes about files that fell back to the bundled snapshot go to stderr, so ``--json`` output
+on stdout stays parseable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from kmmlib import commands
+from kmmlib.errors import KmmError
+from kmmlib.procfs.source import ProcSource
+
+
+def _command_modules():
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            yield importlib.import_module(f"{commands.__name__}.{info.name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kmm",
+        description="kmm-course: a kernel-faithful simulator of Linux memory management.",
+        epilog="Every subcommand takes --json and --from DIR; 'kmm SUBCOMMAND --help' for more.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    for mod in _command_modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        p.add_argument("--from", dest="from_dir", metavar="DIR",
+                       help="read /proc files from DIR instead of the live /proc")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    args.source = ProcSource(args.from_dir)
+    try:
+        status = args._run(args)
+    except KmmError as err:
+        print(f"kmm {args.command}: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `kmm ... | head`
+        return 0
+    for note in args.source.notes():
+        print(f"note: {note}", file=sys.stderr)
+    return status or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``kmm`` subcommand; :mod:`kmmlib.cli` finds them here."""

@@ -1,0 +1,1 @@
+"""/proc files: where they come from (:mod:`.source`), parsing them and rendering them."""

@@ -1,0 +1,158 @@
+"""Record and replay: step a model forwards and backwards through a list of operations.
+
+Every widget in the course is a thin layer over a :class:`Stepper`. The model underneath is
+plain Python and deterministic; it has
+
+- ``events``: the :class:`~kmmlib.events.EventLog` it reports state changes to,
+- ``apply(op)``: perform one operation (e.g. ``("alloc", 2)``), returning its result,
+- ``render()``: a text rendering of its state (free lists, buddyinfo …).
+
+The stepper keeps the list of operations and a position in it. ``step()`` applies the next one
+and records the events it caused; ``back()`` returns to the state before the last step by
+rebuilding the model from a checkpoint and replaying (deterministic models make that exact);
+``do(op)`` applies a new operation, dropping any steps that were undone. Because a notebook can
+print :meth:`state_text` in an ordinary cell, nbval checks exactly what the widget shows.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kmmlib.errors import BadRequest
+from kmmlib.events import Collect, Event, EventLog
+
+
+class Model(Protocol):
+    events: EventLog
+
+    def apply(self, op: Any) -> Any: ...
+
+    def render(self) -> str: ...
+
+
+@dataclass
+class Step:
+    """One applied operation: what was asked, what came back, and the events it caused."""
+
+    op: Any
+    result: Any
+    events: list[Event] = field(default_factory=list)
+    error: str | None = None
+
+
+def describe_op(op: Any) -> str:
+    """``("alloc", 2)`` → ``alloc 2``; other ops print as themselves."""
+    if isinstance(op, tuple):
+        return " ".join(str(x) for x in op)
+    return str(op)
+
+
+class Stepper:
+    """Steps ``make_model()`` through ``ops``. Checkpoints every ``checkpoint_every`` steps keep
+    ``back()`` fast on long runs (a deep copy of the model, never more than that many replays).
+
+    An op that raises a kmmlib error is recorded as a failed step with its message (the model
+    leaves its state intact on bad requests), so a widget shows the kernel-like report instead
+    of a traceback.
+    """
+
+    def __init__(self, make_model: Callable[[], Model], ops: Sequence[Any] = (),
+                 *, checkpoint_every: int = 32, describe: Callable[[Any], str] = describe_op):
+        self.make_model = make_model
+        self.ops: list[Any] = list(ops)
+        self.checkpoint_every = checkpoint_every
+        self.describe = describe
+        self.reset()
+
+    # -- moving -------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Back to the model's initial state, keeping the script of ops."""
+        self.model = self.make_model()
+        self.history: list[Step] = []
+        self._checkpoints: dict[int, Model] = {0: copy.deepcopy(self.model)}
+
+    @property
+    def pos(self) -> int:
+        """How many ops have been applied."""
+        return len(self.history)
+
+    @property
+    def at_end(self) -> bool:
+        return self.pos >= len(self.ops)
+
+    def step(self) -> Step | None:
+        """Apply the next op of the script; None when there is none left."""
+        if self.at_end:
+            return None
+        return self._apply(self.ops[self.pos])
+
+    def do(self, op: Any) -> Step:
+        """Apply a new op now (a widget button). Steps that were undone are forgotten."""
+        del self.ops[self.pos:]
+        self.ops.append(op)
+        return self._apply(op)
+
+    def back(self) -> Step | None:
+        """Undo the last step; returns it, or None at the start."""
+        if not self.history:
+            return None
+        self.goto(self.pos - 1)
+        return self.history[-1] if self.history else None
+
+    def goto(self, n: int) -> None:
+        """Rebuild the state after the first ``n`` ops (0 ≤ n ≤ len(ops))."""
+        if not 0 <= n <= len(self.ops):
+            raise BadRequest(f"step {n} is outside 0..{len(self.ops)}")
+        if n >= self.pos:
+            while self.pos < n:
+                self.step()
+            return
+        base = max(k for k in self._checkpoints if k <= n)
+        self.model = copy.deepcopy(self._checkpoints[base])
+        kept = self.history[:n]
+        self.history = self.history[:base]
+        for k in range(base, n):
+            self._apply(self.ops[k], checkpoint=False)
+        # The replayed steps are the same as before (deterministic model); keep the originals.
+        self.history = kept
+        for k in [k for k in self._checkpoints if k > n]:
+            del self._checkpoints[k]
+
+    def run(self) -> None:
+        """Apply every remaining op."""
+        while self.step() is not None:
+            pass
+
+    def _apply(self, op: Any, checkpoint: bool = True) -> Step:
+        from kmmlib.errors import KmmError
+
+        with Collect(self.model.events) as seen:
+            try:
+                result, error = self.model.apply(op), None
+            except KmmError as err:
+                result, error = None, str(err)
+        step = Step(op, result, list(seen), error)
+        self.history.append(step)
+        if checkpoint and self.pos % self.checkpoint_every == 0:
+            self._checkpoints[self.pos] = copy.deepcopy(self.model)
+        return step
+
+    # -- showing ------------------------------------------------------------------------
+    def narration(self) -> str:
+        """What the last step did, one event a line."""
+        if not self.history:
+            return "(start: nothing has happened yet)"
+        last = self.history[-1]
+        head = f"step {self.pos}/{len(self.ops)}: {self.describe(last.op)}"
+        if last.error:
+            return f"{head} → refused\n  {last.error}"
+        lines = [f"{head} → {last.result}"]
+        lines += [f"  {ev.text}" for ev in last.events]
+        return "\n".join(lines)
+
+    def state_text(self) -> str:
+        """The narration of the last step, then the model's own rendering."""
+        return f"{self.narration()}\n{self.model.render()}"

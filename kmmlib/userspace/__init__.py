@@ -1,0 +1,1 @@
+"""What user space sees: procps tools (free) and the process model."""

@@ -1,0 +1,1 @@
+"""ipywidgets layers over the plain-Python models, one module per chapter. Imports ipywidgets."""

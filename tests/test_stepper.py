@@ -1,0 +1,127 @@
+"""The record/replay stepper that every widget uses, on a small model defined here."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from kmmlib.errors import BadRequest, KmmError
+from kmmlib.events import Collect, EventLog
+from kmmlib.stepper import Stepper
+
+
+class Stack:
+    """A toy deterministic model: push/pop on a stack, reporting events."""
+
+    def __init__(self):
+        self.events = EventLog()
+        self.items: list[int] = []
+
+    def apply(self, op):
+        kind, *arg = op
+        if kind == "push":
+            self.items.append(arg[0])
+            self.events.emit("push", f"push {arg[0]}", value=arg[0])
+            return len(self.items)
+        if kind == "pop":
+            if not self.items:
+                raise BadRequest("pop from an empty stack")
+            value = self.items.pop()
+            self.events.emit("pop", f"pop {value}", value=value)
+            return value
+        raise BadRequest(f"unknown op {kind}")
+
+    def render(self):
+        return f"stack: {self.items}"
+
+
+def script(n, seed=1):
+    rng = random.Random(seed)
+    return [("push", rng.randrange(100)) if rng.random() < 0.6 else ("pop",) for _ in range(n)]
+
+
+def replay(ops):
+    s = Stack()
+    for op in ops:
+        try:
+            s.apply(op)
+        except KmmError:
+            pass
+    return s.items
+
+
+def test_step_and_narration():
+    st = Stepper(Stack, [("push", 7), ("push", 9), ("pop",)])
+    assert st.state_text().startswith("(start")
+    st.step()
+    st.step()
+    assert st.model.items == [7, 9]
+    assert st.narration() == "step 2/3: push 9 → 2\n  push 9"
+    st.step()
+    assert st.step() is None and st.at_end
+    assert st.state_text().endswith("stack: [7]")
+
+
+def test_back_and_goto_match_a_fresh_replay_at_every_position():
+    ops = script(200)
+    st = Stepper(Stack, ops, checkpoint_every=16)
+    st.run()
+    for n in (199, 150, 64, 63, 17, 16, 1, 0, 120):
+        st.goto(n)
+        assert st.pos == n and st.model.items == replay(ops[:n]), n
+    st.goto(200)
+    assert st.model.items == replay(ops)
+
+
+def test_back_undoes_one_step_and_history_is_kept():
+    st = Stepper(Stack, [("push", 1), ("push", 2)])
+    st.run()
+    st.back()
+    assert st.model.items == [1] and st.pos == 1
+    assert [s.op for s in st.history] == [("push", 1)]
+    st.back()
+    assert st.back() is None and st.model.items == []
+
+
+def test_do_forgets_undone_steps():
+    st = Stepper(Stack, [("push", 1), ("push", 2), ("push", 3)])
+    st.run()
+    st.back()
+    st.back()
+    st.do(("push", 5))
+    assert st.ops == [("push", 1), ("push", 5)] and st.model.items == [1, 5]
+
+
+def test_refused_op_is_recorded_and_state_intact():
+    st = Stepper(Stack, [("push", 1), ("pop",), ("pop",)])
+    st.run()
+    last = st.history[-1]
+    assert last.error == "pop from an empty stack" and last.result is None
+    assert "refused" in st.narration() and st.model.items == []
+
+
+def test_goto_out_of_range():
+    st = Stepper(Stack, [("push", 1)])
+    with pytest.raises(BadRequest, match="outside 0..1"):
+        st.goto(2)
+
+
+def test_event_log_listeners_and_record():
+    log = EventLog(record=2)
+    assert log.active
+    seen = []
+    unsubscribe = log.subscribe(seen.append)
+    for i in range(3):
+        log.emit("x", f"event {i}", i=i)
+    assert [e.data["i"] for e in log.events] == [1, 2]  # bounded record
+    assert [str(e) for e in seen] == ["event 0", "event 1", "event 2"]
+    unsubscribe()
+    log.emit("x", "after")
+    assert len(seen) == 3
+    quiet = EventLog()
+    assert not quiet.active
+    with Collect(quiet) as got:
+        assert quiet.active
+        quiet.emit("y", "inside")
+    assert [e.kind for e in got] == ["y"] and not quiet.active
