@@ -149,7 +149,7 @@ class Stepper:
         head = f"step {self.pos}/{len(self.ops)}: {self.describe(last.op)}"
         if last.error:
             return f"{head} → refused\n  {last.error}"
-        lines = [f"{head} → {last.result}"]
+        lines = [head if last.result is None else f"{head} → {last.result}"]
         lines += [f"  {ev.text}" for ev in last.events]
         return "\n".join(lines)
 
