@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 # needs --allow-root.
 LAB_ARGS ?=
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/00_welcome.ipynb
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) \
+	  --LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb $(LAB_ARGS)
 
 ## test: unit tests, then nbval over every chapter and exercise solution
 test: $(STAMP)

@@ -43,7 +43,8 @@ def lab_server(tmp_path):
         cmd = ["make", "--no-print-directory", "lab", f"LAB_ARGS={args}"]
     else:
         cmd = [sys.executable, "-m", "jupyter", "lab", *args.split(),
-               *(["--allow-root"] if os.geteuid() == 0 else []), "notebooks/00_welcome.ipynb"]
+               *(["--allow-root"] if os.geteuid() == 0 else []),
+               "--LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb"]
     log = open(tmp_path / "lab.log", "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -109,8 +110,13 @@ def test_make_lab_serves_the_course_and_its_kernel_imports_kmmlib(lab_server):
     base, token = lab_server
     status, page = get(f"{base}/lab?token={token}")
     assert status == 200 and "JupyterLab" in page
-    status, body = get(f"{base}/api/contents/notebooks?token={token}")
-    assert "00_welcome.ipynb" in body
+    # The server's root is the course, so the learner sees the chapters and the exercises.
+    assert "00_welcome.ipynb" in get(f"{base}/api/contents/notebooks?token={token}")[1]
+    assert "00_welcome.ipynb" in get(f"{base}/api/contents/exercises?token={token}")[1]
+    # And it opens on the welcome chapter.
+    req = urllib.request.Request(f"{base}/?token={token}")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert r.url.split("?")[0].endswith("/lab/tree/notebooks/00_welcome.ipynb")
     out = execute(base, token, "import kmmlib, sys\nprint(kmmlib.__file__)\n"
                                "print(kmmlib.Machine('tiny').nr_pages)")
     path, pages = out.split()
