@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kmm-installed
 
-.PHONY: lab test bench lint release html clean
+.PHONY: lab test test-browser bench lint release html clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,18 @@ lab: $(STAMP)
 
 ## test: unit tests, then nbval over every chapter and exercise solution
 test: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests
+	MPLBACKEND=Agg $(BIN)/python -m pytest -m "not browser" tests
 	MPLBACKEND=Agg $(BIN)/python -m pytest --nbval notebooks/ exercises/solutions/
+
+## test-browser: every chapter in JupyterLab in headless Chromium (needs a chromium binary;
+## they skip with the reason when there is none). Screenshots go to tests/artifacts/.
+BROWSER_STAMP := $(VENV)/.kmm-browser-installed
+$(BROWSER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[course,test,browser]'
+	@touch $(BROWSER_STAMP)
+
+test-browser: $(BROWSER_STAMP)
+	$(BIN)/python -m pytest -m browser -rs tests/browser
 
 ## bench: the speed and memory table
 bench: $(STAMP)
