@@ -22,8 +22,8 @@ lab: $(STAMP)
 
 ## test: unit tests, then nbval over every chapter and exercise solution
 test: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest -m "not browser" tests
-	MPLBACKEND=Agg $(BIN)/python -m pytest --nbval notebooks/ exercises/solutions/
+	$(BIN)/python -m pytest -m "not browser" tests
+	$(BIN)/python -m pytest --nbval notebooks/ exercises/solutions/
 
 ## test-browser: every chapter in JupyterLab in headless Chromium (needs a chromium binary;
 ## they skip with the reason when there is none). Screenshots go to tests/artifacts/.

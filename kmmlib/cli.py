@@ -1,12 +1,14 @@
 """The ``kmm`` command: the simulator from a terminal, and the contract the tests hold.
 
 Each subcommand is one module in :mod:`kmmlib.commands` that defines ``NAME``, ``HELP``,
-``add_arguments(parser)`` and ``run(args) -> int``. This file finds them, gives every one the
-common options ``--from DIR`` (a folder of /proc copies; ``args.source`` is the
-:class:`~kmmlib.procfs.source.ProcSource` built from it) and ``--json``, runs it, and turns
-kmmlib's errors into one clear line on stderr and exit status 2, never a traceback.
-Notes about files that fell back to the bundled snapshot go to stderr, so ``--json`` output
-on stdout stays parseable.
+``add_arguments(parser)`` and ``run(args) -> int``; a command that needs ``-h`` for itself
+(``kmm free -h``) sets ``HELP_SHORT_OPTION = False`` and keeps ``--help``.
+
+This file finds them and gives every one the common options ``--from DIR`` (a folder of /proc
+copies; ``args.source`` is the :class:`~kmmlib.procfs.source.ProcSource` built from it) and
+``--json``. It runs the command and turns kmmlib's errors into one clear line on stderr and
+exit status 2, never a traceback. Notes about files that fell back to the bundled snapshot go
+to stderr, so ``--json`` output on stdout stays parseable.
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
     for mod in _command_modules():
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        short_help = getattr(mod, "HELP_SHORT_OPTION", True)
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP, add_help=short_help)
+        if not short_help:
+            p.add_argument("--help", action="help", help="show this help message and exit")
         p.add_argument("--from", dest="from_dir", metavar="DIR",
                        help="read /proc files from DIR instead of the live /proc")
         p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -18,12 +18,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from kmmlib.errors import KmmError
+
 SNAPSHOT_DIR = Path(__file__).resolve().parent.parent / "data" / "snapshot"
 ENV_VAR = "KMMLIB_PROC_ROOT"
 SYSCTLS = ("min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio")
 
 
-class ProcFileMissing(FileNotFoundError):
+class ProcFileMissing(KmmError, FileNotFoundError):
     """A file that neither the chosen source nor the bundled snapshot has."""
 
 
