@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kmm-installed
 
-.PHONY: lab test test-browser bench lint release html clean
+.PHONY: lab test test-browser bench lint execute release html clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,16 @@ bench: $(STAMP)
 ## lint: ruff over the code and the notebooks
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+## execute: re-run every chapter and exercise solution in place (after editing one), with
+## Jupyter's own inline plots, then regenerate the student exercises
+execute: $(STAMP)
+	@for nb in notebooks/[0-9][0-9]_*.ipynb exercises/solutions/*.ipynb; do \
+	  echo "executing $$nb"; \
+	  env -u MPLBACKEND $(BIN)/jupyter nbconvert --log-level=WARN --to notebook --execute \
+	    --inplace "$$nb" || exit 1; \
+	done
+	$(BIN)/kmm exercises release
 
 ## release: regenerate the student exercises from exercises/solutions/
 release: $(STAMP)

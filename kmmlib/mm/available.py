@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kmmlib.errors import ParseError
+from kmmlib.mm.watermark import calculate_totalreserve_pages
 from kmmlib.procfs.zoneinfo import ZoneInfo
 
 
@@ -42,20 +43,6 @@ def si_mem_available(free: int, totalreserve: int, wmark_low: int, active_file: 
     reclaimable -= min(reclaimable // 2, wmark_low)
     available += reclaimable
     return max(available, 0)
-
-
-def _calculate_totalreserve_pages(zones: list[ZoneInfo]) -> int:
-    """``calculate_totalreserve_pages()`` (mm/page_alloc.c), over zones read from zoneinfo.
-
-    Private until kmmlib.mm.watermark offers the same function; zones are grouped by node and
-    ``j`` runs from the zone's own index up, as in the kernel's loop.
-    """
-    total = 0
-    for node in sorted({z.node for z in zones}):
-        for i, zone in enumerate(z for z in zones if z.node == node):
-            reserve = max(zone.protection[i:], default=0)
-            total += min(reserve + zone.high, zone.managed)
-    return total
 
 
 @dataclass(frozen=True)
@@ -133,7 +120,7 @@ def mem_available(meminfo: dict[str, int], zones: list[ZoneInfo], page_kb: int =
     if not zones:
         raise ParseError("zoneinfo has no zones")
     wmark_low = sum(z.low for z in zones)
-    totalreserve = _calculate_totalreserve_pages(zones)
+    totalreserve = calculate_totalreserve_pages(zones)
     pagecache = pages("Active(file)") + pages("Inactive(file)")
     slab = pages("SReclaimable")
     misc = max(0, meminfo.get("KReclaimable", meminfo["SReclaimable"]) // page_kb - slab)
