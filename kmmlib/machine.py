@@ -100,18 +100,19 @@ _ARM64_VIRT = Preset(
 )
 
 # A 32-bit ARM board with 1 GiB at 0x6000_0000 (Versatile Express): with the 3G/1G split and
-# the default 240 MiB vmalloc area, the linear map ends at 0xef80_0000, so lowmem is 760 MiB
-# (arch/arm/mm/mmu.c: vmalloc_min) and the remaining 264 MiB are ZONE_HIGHMEM.
+# the default 240 MiB vmalloc area, the linear map ends at vmalloc_min = VMALLOC_END
+# (0xff80_0000) - 240 MiB - VMALLOC_OFFSET (8 MiB) = 0xf000_0000 (arch/arm/mm/mmu.c), so lowmem
+# is 768 MiB and the remaining 256 MiB are ZONE_HIGHMEM (kmmlib.layout.arm32 draws it).
 _ARM32 = Preset(
     name="arm32-highmem-1g",
     arch="arm",
-    description="32-bit ARM board (vexpress), 1 GiB at 0x60000000: 760 MiB lowmem + highmem",
+    description="32-bit ARM board (vexpress), 1 GiB at 0x60000000: 768 MiB lowmem + highmem",
     ram_bytes=1 * GiB,
     nr_cpus=2,
     phys_offset=0x6000_0000,
     zones=(
-        ZoneSpec("Normal", _pfn(0x6000_0000), _pfn(760 * MiB)),
-        ZoneSpec("HighMem", _pfn(0x6000_0000 + 760 * MiB), _pfn(264 * MiB)),
+        ZoneSpec("Normal", _pfn(0x6000_0000), _pfn(768 * MiB)),
+        ZoneSpec("HighMem", _pfn(0x6000_0000 + 768 * MiB), _pfn(256 * MiB)),
     ),
     highmem=("HighMem",),
 )
