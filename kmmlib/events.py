@@ -38,25 +38,42 @@ class EventLog:
 
     def __init__(self, record: int = 0):
         self._listeners: list[Listener] = []
-        self.record = record          # keep the last `record` events in .events (0 = none)
+        self._record = record
         self.events: list[Event] = []
+        # A plain attribute, not a property: the allocators test it on every operation.
+        self.active = record > 0
+        """True when an event would be seen by anyone: callers skip building it otherwise."""
 
     @property
-    def active(self) -> bool:
-        """True when an event would be seen by anyone: callers skip building it otherwise."""
-        return bool(self._listeners) or self.record > 0
+    def record(self) -> int:
+        """Keep the last ``record`` events in ``.events`` (0 = keep none)."""
+        return self._record
+
+    @record.setter
+    def record(self, n: int) -> None:
+        self._record = n
+        self._update()
+
+    def _update(self) -> None:
+        self.active = bool(self._listeners) or self._record > 0
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(event)`` for every event; returns a function that unsubscribes."""
         self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        self._update()
+
+        def unsubscribe() -> None:
+            self._listeners.remove(listener)
+            self._update()
+
+        return unsubscribe
 
     def emit(self, kind: str, text: str, **data: Any) -> Event:
         ev = Event(kind, text, data)
-        if self.record:
+        if self._record:
             self.events.append(ev)
-            if len(self.events) > self.record:
-                del self.events[: len(self.events) - self.record]
+            if len(self.events) > self._record:
+                del self.events[: len(self.events) - self._record]
         for listener in list(self._listeners):
             listener(ev)
         return ev

@@ -288,8 +288,8 @@ def test_unusable_pages_are_not_counted():
     assert not zone_watermark_ok(1007, 3, 1000, [0], 0, free_blocks=[0, 0, 0, 1])
     assert zone_watermark_ok(1008, 3, 1000, [0], 0, free_blocks=[0, 0, 0, 1])
     assert not zone_watermark_ok(1008, 3, 1000, [0], 0, free_blocks=[9, 9, 9, 0, 0])
-    assert not _ok(1100, nr_reserved_highatomic=100, highest=0, reserve=(0,))
-    assert _ok(1100, flags=ALLOC_OOM, nr_reserved_highatomic=100, highest=0, reserve=(0,))
+    assert not _ok(1100, nr_free_highatomic=100, highest=0, reserve=(0,))
+    assert _ok(1100, flags=ALLOC_OOM, nr_free_highatomic=100, highest=0, reserve=(0,))
     assert not _ok(1100, nr_free_cma=100, highest=0, reserve=(0,))
     assert _ok(1100, flags=ALLOC_CMA, nr_free_cma=100, highest=0, reserve=(0,))
 

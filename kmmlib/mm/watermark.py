@@ -247,14 +247,15 @@ def watermark_reserve_min(mark: int, alloc_flags: int) -> int:
 
 def zone_watermark_ok(free_pages: int, order: int, mark: int,
                       lowmem_reserve: Sequence[int], highest_zoneidx: int,
-                      alloc_flags: int = 0, *, nr_reserved_highatomic: int = 0,
+                      alloc_flags: int = 0, *, nr_free_highatomic: int = 0,
                       nr_free_cma: int = 0, free_blocks: Sequence[int] | None = None) -> bool:
     """``__zone_watermark_ok()`` (mm/page_alloc.c, Linux 6.18): may this zone serve an
     allocation of 2^order pages whose highest usable zone is ``highest_zoneidx``?
 
     - Pages the caller cannot use are not counted: the 2^order - 1 beyond the first page,
-      the high-atomic reserve (unless the caller may use reserves), free CMA pages (unless
-      ALLOC_CMA).
+      the free pages of the high-atomic reserve (``zone->nr_free_highatomic``, 6.13+; older
+      kernels subtracted the whole ``nr_reserved_highatomic``) unless the caller may use
+      reserves, free CMA pages (unless ALLOC_CMA).
     - The mark is lowered for reserve users (:func:`watermark_reserve_min`).
     - Fail if free ≤ mark + ``lowmem_reserve[highest_zoneidx]`` — this is where a lower zone
       protects itself from allocations that could have gone higher.
@@ -269,7 +270,7 @@ def zone_watermark_ok(free_pages: int, order: int, mark: int,
                          f"{len(lowmem_reserve)}-entry lowmem_reserve")
     free = free_pages - ((1 << order) - 1)
     if not alloc_flags & ALLOC_RESERVES:
-        free -= nr_reserved_highatomic
+        free -= nr_free_highatomic
     if not alloc_flags & ALLOC_CMA:
         free -= nr_free_cma
     if free <= watermark_reserve_min(mark, alloc_flags) + lowmem_reserve[highest_zoneidx]:
