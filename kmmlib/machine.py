@@ -57,7 +57,9 @@ class Preset:
     phys_offset: int = 0          # physical address of the first RAM byte (arm64: PHYS_OFFSET)
     pageblock_order: int = 9      # 2 MiB pageblocks with 4K pages (include/linux/pageblock-flags.h)
     pcp: bool = True              # per-cpu page lists: on in realistic presets, off for teaching
-    highmem: tuple[str, ...] = ()  # zones that are ZONE_HIGHMEM (32-bit only)
+    zone_config: str = "x86_64"   # enum zone_type of the kernel config (kmmlib.mm.zone.CONFIGS)
+    watermarks: bool = True       # computed as the kernel does; teaching zones have none
+    min_free_kbytes: int | None = None  # None: calculate_min_free_kbytes() from lowmem
 
     @property
     def nr_pages(self) -> int:
@@ -79,6 +81,7 @@ _SNAPSHOT = Preset(
     description="the bundled snapshot's machine: x86_64, 24 GiB, 2 CPUs, Linux 6.18",
     ram_bytes=(3998 + 782336 + 5505024) * 4096,
     nr_cpus=2,
+    min_free_kbytes=67584,        # the snapshot's sysctl (raised by THP at boot)
     zones=(
         ZoneSpec("DMA", 1, 4095, present=3998, managed=3840),
         ZoneSpec("DMA32", 4096, 1044480, present=782336, managed=772915),
@@ -96,6 +99,7 @@ _ARM64_VIRT = Preset(
     ram_bytes=1 * GiB,
     nr_cpus=4,
     phys_offset=0x4000_0000,
+    zone_config="arm64",
     zones=(ZoneSpec("DMA", _pfn(0x4000_0000), _pfn(1 * GiB)),),
 )
 
@@ -114,7 +118,7 @@ _ARM32 = Preset(
         ZoneSpec("Normal", _pfn(0x6000_0000), _pfn(768 * MiB)),
         ZoneSpec("HighMem", _pfn(0x6000_0000 + 768 * MiB), _pfn(256 * MiB)),
     ),
-    highmem=("HighMem",),
+    zone_config="arm",
 )
 
 # Teaching scenarios: one small zone at pfn 0, every page free, no per-cpu lists, so each
@@ -128,6 +132,7 @@ _TINY = Preset(
     zones=(ZoneSpec("Normal", 0, 64),),
     pageblock_order=3,
     pcp=False,
+    watermarks=False,
 )
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (_SNAPSHOT, _ARM64_VIRT, _ARM32, _TINY)}
@@ -146,6 +151,7 @@ class Machine:
             preset = replace(preset, **overrides)
         self.preset = preset
         self.events = EventLog()
+        self._allocator = None
 
     @classmethod
     def one_zone(cls, pages: int | str, *, name: str = "Normal", start_pfn: int = 0,
@@ -158,11 +164,88 @@ class Machine:
                           description=f"one {nr}-page zone at pfn {start_pfn}",
                           ram_bytes=nr * 4096, nr_cpus=1,
                           zones=(ZoneSpec(name, start_pfn, nr),), pcp=pcp,
-                          pageblock_order=pageblock_order))
+                          pageblock_order=pageblock_order, watermarks=False))
 
     @staticmethod
     def presets() -> list[str]:
         return list(PRESETS)
+
+    # -- the page allocator, built on first use -----------------------------------------
+    @property
+    def page_allocator(self):
+        """The node's :class:`~kmmlib.mm.page_alloc.PageAllocator` over its zones, built as
+        boot does (mm/mm_init.c, mm/memblock.c, mm/page_alloc.c):
+
+        1. each zone's ``mem_map`` and pageblocks (all MOVABLE), with the pages a zone spans
+           but does not manage (holes, memblock reservations) kept reserved — which pfns
+           those are is not in /proc, so the simulator takes them from the zone's start;
+        2. ``memblock_free_all()``: every managed page freed into the buddy lists;
+        3. ``__setup_per_zone_wmarks()`` and ``setup_per_zone_lowmem_reserve()`` with the
+           preset's ``min_free_kbytes`` (or ``calculate_min_free_kbytes()``), the default
+           ``watermark_scale_factor`` and ``lowmem_reserve_ratio``;
+        4. the per-cpu lists (``zone_pcp_init``) when the preset has them.
+        """
+        if self._allocator is None:
+            self._allocator = self._build_allocator()
+        return self._allocator
+
+    @property
+    def zones(self) -> list:
+        """The populated zones (:class:`~kmmlib.mm.page_alloc.Zone`), lowest first."""
+        return sorted(self.page_allocator.zonelist, key=lambda z: z.zone_idx)
+
+    def zone(self, name: str):
+        for z in self.zones:
+            if z.name == name:
+                return z
+        raise BadRequest(f"{self.preset.name} has no populated zone {name!r}; it has "
+                         f"{', '.join(z.name for z in self.zones)}")
+
+    def alloc_pages(self, gfp: int | str, order: int = 0) -> int | None:
+        """``alloc_pages(gfp, order)``: the first pfn of 2^order pages, or None (NULL)."""
+        return self.page_allocator.alloc_pages(gfp, order)
+
+    def free_pages(self, pfn: int, order: int = 0) -> None:
+        """``__free_pages(page, order)`` for the block that starts at ``pfn``."""
+        self.page_allocator.free(pfn, order)
+
+    def buddyinfo(self) -> str:
+        """``/proc/buddyinfo`` of the simulated machine, in the kernel's format."""
+        return "".join(z.buddyinfo_line() for z in self.zones)
+
+    def _build_allocator(self):
+        from kmmlib.mm import watermark as wm
+        from kmmlib.mm.page_alloc import PageAllocator, Zone
+        from kmmlib.mm.zone import node_zones, zone_config
+
+        p = self.preset
+        config = zone_config(p.zone_config)
+        built = []
+        for spec in p.zones:
+            unmanaged = spec.spanned - spec.managed_pages
+            reserved = [(spec.start_pfn, spec.start_pfn + unmanaged)] if unmanaged else []
+            zone = Zone(spec.spanned, spec.start_pfn, name=spec.name,
+                        zone_idx=config.index(spec.name), pageblock_order=p.pageblock_order,
+                        reserved=reserved, events=self.events, boot=False)
+            zone.memblock_free_all()
+            built.append(zone)
+        if p.watermarks:
+            desc = node_zones(p.zones, config)
+            managed = [d.managed for d in desc]
+            small_min = config.wmark_small_min()
+            lowmem_kb = sum(m for m, hi in zip(managed, small_min, strict=True) if not hi) \
+                * (p.page_size // 1024)
+            mfk = p.min_free_kbytes or wm.calculate_min_free_kbytes(lowmem_kb)
+            marks = wm.setup_per_zone_wmarks(managed, small_min, mfk)
+            reserve = wm.setup_per_zone_lowmem_reserve(managed,
+                                                       config.default_lowmem_reserve_ratio())
+            for zone in built:
+                zone.set_watermarks(marks[zone.zone_idx])
+                zone.lowmem_reserve = reserve[zone.zone_idx]
+        if p.pcp:
+            for zone in built:
+                zone.setup_pcp(p.nr_cpus)
+        return PageAllocator(built, zone_names=config.names)
 
     @property
     def nr_pages(self) -> int:

@@ -118,6 +118,9 @@ CONFIGS: dict[str, ZoneConfig] = {c.name: c for c in (
                max_zone_pfn=(_X86_DMA, ("Normal", 896 << 20 >> 12))),
     # arm64: ZONE_DMA below the firmware's DMA limit, ZONE_DMA32 below 4 GiB, no highmem.
     ZoneConfig("arm64", max_zone_pfn=(("DMA", 1 << (32 - 12)), _X86_DMA32)),
+    # 32-bit ARM (multi_v7_defconfig-like, no CONFIG_ZONE_DMA): Normal is lowmem, HighMem the
+    # rest (768 MiB of lowmem with the default vmalloc area; kmmlib.layout.arm32).
+    ZoneConfig("arm", zone_dma=False, zone_dma32=False, highmem=True, zone_device=False),
 )}
 
 
