@@ -95,7 +95,7 @@ def read_overcommit_sysctls(source) -> tuple[dict[str, int], list[str]]:
                 "overcommit_ratio": DEFAULT_OVERCOMMIT_RATIO, "overcommit_kbytes": 0}
     values, notes = {}, []
     for name, default in defaults.items():
-        path = source.root / "sys" / "vm" / name if source.live else source.root / name
+        path = source.path(name)
         try:
             values[name] = int(path.read_text().split()[0])
         except (OSError, ValueError, IndexError):
