@@ -57,5 +57,25 @@ execute: $(STAMP)
 release: $(STAMP)
 	$(BIN)/kmm exercises release
 
+## html: a static HTML page per chapter in build/html/, widgets in their last state. The widget
+## renderer and require.js come from the npm registry (a page that loads them from a CDN shows
+## blank widgets offline).
+HTML_JS := build/html/js
+$(HTML_JS)/embed-amd.js:
+	@mkdir -p $(HTML_JS)/pack
+	cd $(HTML_JS)/pack && npm pack --silent @jupyter-widgets/html-manager@1 requirejs@2 >/dev/null
+	cd $(HTML_JS)/pack && for t in *.tgz; do mkdir -p "$${t%.tgz}" && tar xzf "$$t" -C "$${t%.tgz}"; done
+	cp $(HTML_JS)/pack/requirejs-*/package/require.js $(HTML_JS)/
+	cp $(HTML_JS)/pack/jupyter-widgets-html-manager-*/package/dist/*.js $(HTML_JS)/
+	rm -rf $(HTML_JS)/pack
+
+html: $(STAMP) $(HTML_JS)/embed-amd.js
+	@for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+	  env -u MPLBACKEND $(BIN)/jupyter nbconvert --log-level=WARN --to html --execute \
+	    --output-dir build/html --HTMLExporter.require_js_url=js/require.js \
+	    --HTMLExporter.widget_renderer_url=js/embed-amd.js "$$nb" || exit 1; \
+	done
+	@echo "open build/html/00_welcome.html"
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -14,10 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 pytestmark = pytest.mark.browser
 
+# Run all without awaiting it: the wait below has a timeout, a hung cell cannot hang the test.
 RUN_ALL = """async () => {
   const app = window.jupyterapp;
   await app.commands.execute('notebook:clear-all-cell-outputs');
-  await app.commands.execute('notebook:run-all-cells');
+  app.commands.execute('notebook:run-all-cells');
 }"""
 ERRORS = """() => {
   const nb = window.jupyterapp.shell.currentWidget.content;
@@ -47,6 +48,7 @@ def open_and_run(browser, lab, notebook: Path):
 
     expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=90_000)
     page.evaluate(RUN_ALL)
+    page.wait_for_timeout(500)  # let the first cell start
     page.wait_for_function(f"() => !({BUSY})()", timeout=300_000)
     expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=120_000)
     return page, problems
