@@ -37,9 +37,12 @@ MIGRATE_TYPES = 5
 
 # migratetype_names[] (mm/page_alloc.c), as /proc/pagetypeinfo prints them.
 migratetype_names = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate")
+# The course's colour for each type (pictures and widgets share it; not the kernel's).
+MIGRATETYPE_COLORS = ("#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#666666")
 
-# fallbacks[] (mm/page_alloc.c, 6.18): the other lists an allocation may steal from, in order,
-# when its own type is empty. Used by __rmqueue_claim()/__rmqueue_steal() (chapter 07).
+# fallbacks[] (mm/page_alloc.c, 6.18): the other types' lists an allocation may take from, in
+# order, when its own are empty. Used by __rmqueue_claim()/__rmqueue_steal() (chapter 07);
+# HIGHATOMIC, CMA and ISOLATE have no row: they never fall back.
 fallbacks = {
     MIGRATE_UNMOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),
     MIGRATE_MOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE),
@@ -63,6 +66,20 @@ class MigrateType(IntEnum):
 
     def __str__(self) -> str:
         return self.proc_name
+
+
+def pageblock_order_for(page_shift: int = 12, max_order: int = 10) -> int:
+    """``pageblock_order`` (include/linux/pageblock-flags.h) of a kernel with transparent huge
+    pages: ``min(HPAGE_PMD_ORDER, MAX_PAGE_ORDER)``, a PMD's worth of pages: 9 (2 MiB) with
+    4 KiB pages, 11 (32 MiB) with 16 KiB, 13 (512 MiB) with 64 KiB. Simplified: 2025 kernels
+    can cap it lower with CONFIG_PAGE_BLOCK_ORDER (not modelled; NOT VERIFIED for 6.18)."""
+    pmd_order = page_shift - 3            # a page of 8-byte entries maps 2^(shift-3) pages
+    return min(pmd_order, max_order)
+
+
+def is_migrate_highatomic(mt: int) -> bool:
+    """``is_migrate_highatomic()``."""
+    return mt == MIGRATE_HIGHATOMIC
 
 
 def migratetype_is_mergeable(mt: int) -> bool:

@@ -26,16 +26,48 @@ requests on the same free lists, because it follows the same rules:
   per-CPU cache: an empty list is refilled with ``batch`` blocks (``rmqueue_bulk()``, appended
   in ascending order), frees go to the list head, and a list above ``high`` is drained
   (``free_pcppages_bulk()``, oldest first).
+- **migratetype fallback** (chapter 07) — when a request's own ``free_list[mt]`` has nothing
+  big enough, ``__rmqueue_claim()`` looks at the *largest* free block of the types
+  ``fallbacks[mt]`` lists, from MAX_PAGE_ORDER down, and claims its whole pageblock for ``mt``
+  when the block is a pageblock or more, or when at least half the pageblock is free or
+  "alike"; failing that, ``__rmqueue_steal()`` takes the *smallest* block that fits and leaves
+  its pageblock's type alone (that mixes types in a pageblock: "fragmenting"). Both report the
+  facts of the ``mm_page_alloc_extfrag`` tracepoint as an ``extfrag`` event. High-order atomic
+  allocations keep a reserve of HIGHATOMIC pageblocks (about 1 % of the zone).
+
+Which kernel: Linux 6.18's mm/page_alloc.c, read as the 6.15 rework left it (B. Jackman's
+"Clarify terminology in migratetype fallback code" and J. Weiner's "don't steal single pages
+from biggest buddy", "speed up fallbacks in rmqueue_bulk()" and "tighten up
+find_suitable_fallback()"): ``__rmqueue_claim`` / ``__rmqueue_steal``, ``try_to_claim_block``,
+``should_try_claim_block``, ``find_suitable_fallback(area, order, mt, claimable)`` returning -2
+when claiming is pointless, and ``enum rmqueue_mode`` remembered across one ``rmqueue_bulk()``.
+The 6.18 file itself could not be read here (the stored copy is 5.19-era): the code was put
+together from those patches (lore) and from a line-by-line description of the v6.19 code;
+treat the exact 6.18 text as NOT VERIFIED. Until 6.14 (6.1, 6.6, 6.12 before backports)
+one ``__rmqueue_fallback()`` did both. It also went for the largest fallback block, but when
+it could not claim that block's pageblock it *still* took that largest block for an unmovable
+or reclaimable request (``steal_suitable_fallback(..., whole_block)``: moved to the
+requester's list, and from 6.10 split in place), so big free blocks were broken up for single
+pages; only a small movable request searched for the smallest block instead. 6.15 made
+claiming all-or-nothing and every steal smallest-first, and renamed ``can_steal_fallback`` →
+``should_try_claim_block`` and ``steal_suitable_fallback`` → ``try_to_claim_block``; the
+thresholds (order ≥ pageblock_order/2, unmovable and reclaimable always try, half a pageblock
+free or alike) did not change.
 
 Python mangles names that start with two underscores inside a class, so the methods are
 spelt with one (``_rmqueue_smallest`` is ``__rmqueue_smallest``); the kernel's spellings
 ``__free_pages``, ``__get_free_pages`` … are aliases for use from notebooks and scripts.
 
 Simplifications (one line each):
-- No migratetype fallback yet: ``_rmqueue_fallback`` (the kernel's ``__rmqueue_claim`` /
-  ``__rmqueue_steal``) returns None until chapter 07 adds it; CMA is not configured.
-- Reclaim and compaction are stubs that reclaim nothing (they emit an event saying so); kswapd
-  is "woken" as an event only; there is no OOM killer.
+- CMA is not configured (as on the bundled snapshot's machine), so there is no
+  ``__rmqueue_cma_fallback`` and no ``RMQUEUE_CMA`` step; ``defrag_mode`` is off.
+- "Movable" pages, for claiming and for compaction, are the pages of allocations made with a
+  movable gfp (page_owner's view), standing in for PageLRU() || page_has_movable_ops().
+- Reclaim is a stub that reclaims nothing; kswapd is "woken" as an event only (and resets a
+  boosted watermark); there is no OOM killer. Compaction (kmmlib.mm.compaction) runs only
+  when someone can be told where pages moved: PageAllocator.compact is unset by default.
+- The HighAtomic reserve goes back only in ``should_reclaim_retry()``'s forced unreserve
+  before a failure; the unforced one after direct reclaim needs reclaim progress (never here).
 - Page shuffling (``page_alloc.shuffle``) is off, as by default; DEBUG_PAGEALLOC guard pages,
   free page reporting and page poisoning are not modelled.
 - Per-cpu lists: ``high`` auto-tuning follows ``nr_pcp_high()``/``nr_pcp_alloc()``, but the
@@ -62,8 +94,10 @@ from kmmlib.mm.migratetype import (
     MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
     MIGRATE_PCPTYPES,
+    MIGRATE_RECLAIMABLE,
     MIGRATE_TYPES,
     MIGRATE_UNMOVABLE,
+    fallbacks,
     migratetype_names,
     parse_migratetype,
 )
@@ -90,6 +124,11 @@ PCPF_FREE_HIGH_BATCH = 1 << 1
 
 # Zone flags used here (enum zone_flags).
 ZONE_BELOW_HIGH = "ZONE_BELOW_HIGH"
+ZONE_BOOSTED_WATERMARK = "ZONE_BOOSTED_WATERMARK"
+
+# enum rmqueue_mode (mm/page_alloc.c, 6.15+): how far __rmqueue() had to go; rmqueue_bulk()
+# starts the next block of a refill there. (RMQUEUE_CMA is skipped: no CMA in this build.)
+RMQUEUE_NORMAL, RMQUEUE_CMA, RMQUEUE_CLAIM, RMQUEUE_STEAL = range(4)
 
 _BUDDY = _pf.PGTY_buddy << 24       # page_type of a free block's head page (PageBuddy)
 _NO_TYPE = UINT_MAX
@@ -108,6 +147,18 @@ GFP_NOMEMALLOC = _G["__GFP_NOMEMALLOC"]
 GFP_NORETRY = _G["__GFP_NORETRY"]
 GFP_RETRY_MAYFAIL = _G["__GFP_RETRY_MAYFAIL"]
 GFP_NOFAIL = _G["__GFP_NOFAIL"]
+_GFP_MOVABLE_MASK = _G["GFP_MOVABLE_MASK"]
+
+
+def format_extfrag(data: dict) -> str:
+    """The fields of an ``mm_page_alloc_extfrag`` trace line after ``page=%p`` (which is a
+    hashed pointer), from an ``extfrag`` event's data: ``pfn=0x110400 alloc_order=0 …``."""
+    return (f"pfn={data['pfn']:#x} alloc_order={data['alloc_order']} "
+            f"fallback_order={data['fallback_order']} "
+            f"pageblock_order={data['pageblock_order']} "
+            f"alloc_migratetype={data['alloc_migratetype']} "
+            f"fallback_migratetype={data['fallback_migratetype']} "
+            f"fragmenting={data['fragmenting']} change_ownership={data['change_ownership']}")
 
 
 def _mt_name(mt: int) -> str:
@@ -210,6 +261,9 @@ class Zone:
     - ``pcp``: per-cpu lists on (``nr_cpus`` of them); ``percpu_pagelist_high_fraction`` as the
       sysctl (0: auto-tuned between the low watermark and 1/8 of the zone).
     - ``events``: the :class:`~kmmlib.events.EventLog` to report to (a new one by default).
+    - ``page_group_by_mobility_disabled``: grouping by mobility off, as the kernel sets it on
+      machines too small for it (every request uses the Unmovable lists and every fallback
+      claims); ``watermark_boost_factor`` as the sysctl (15000: boost up to 150 % of high).
     """
 
     def __init__(self, nr_pages: int, start_pfn: int = 0, *, name: str = "Normal",
@@ -219,7 +273,9 @@ class Zone:
                  lowmem_reserve: Sequence[int] | None = None, pcp: bool = False,
                  nr_cpus: int = 1, percpu_pagelist_high_fraction: int = 0, thp: bool = True,
                  events: EventLog | None = None, mem_map: MemMap | None = None,
-                 boot: bool = True, comm: str = "kmm"):
+                 boot: bool = True, comm: str = "kmm",
+                 page_group_by_mobility_disabled: bool = False,
+                 watermark_boost_factor: int = 15000):
         for what, v in (("nr_pages", nr_pages), ("start_pfn", start_pfn),
                         ("max_order", max_order), ("pageblock_order", pageblock_order),
                         ("nr_cpus", nr_cpus)):
@@ -271,6 +327,19 @@ class Zone:
         self.managed_pages = 0
         self._alloc_order = bytearray([_NO_ORDER]) * nr_pages   # page_owner's order, by index
         self._ao_base = start_pfn
+        # page_owner's migratetype of each allocation (of its gfp mask): what the page *is*
+        # (movable user memory or not), which compaction and the mixed-block count need even
+        # when the free list it came from was another type's.
+        self._alloc_mt = bytearray(nr_pages)
+        # Anti-fragmentation (chapter 07): the sysctls, the rmqueue_bulk() fallback mode, the
+        # watermark boost, and counters of what the fallback path did.
+        self.page_group_by_mobility_disabled = bool(page_group_by_mobility_disabled)
+        self.watermark_boost_factor = watermark_boost_factor
+        self._rmqm = RMQUEUE_NORMAL
+        self.nr_claims = 0              # pageblocks claimed by __rmqueue_claim()
+        self.nr_steals = 0              # single buddies stolen by __rmqueue_steal()
+        self.compact_cached_migrate_pfn = start_pfn
+        self.compact_cached_free_pfn = 0   # set by kmmlib.mm.compaction
         # The pageblock bitmap's migratetype bits, one byte per pageblock; boot marks every
         # pageblock MOVABLE (memmap_init_range() → init_pageblock_migratetype()).
         self._pb_base = start_pfn & ~(self.pageblock_nr_pages - 1)
@@ -282,7 +351,7 @@ class Zone:
         # never replaced, only written), which is measurably faster than attribute loads.
         self._free_hot = (start_pfn, self.zone_end_pfn, max_order, self._base,
                           self._alloc_order, mem_map.refcount, mem_map.mapcount, self._pb_mt,
-                          self._pb_base, pageblock_order)
+                          self._pb_base, pageblock_order, self._alloc_mt)
         self._hot = (mem_map.page_type, mem_map.private, mem_map.lru_next, mem_map.lru_prev,
                      self._head, self._tail, self._nr_free, self._nr_free_mt, self._base,
                      start_pfn, self.zone_end_pfn, max_order, pageblock_order)
@@ -559,18 +628,446 @@ class Zone:
                          f"free {b} to order {high}", pfn=pfn, order=high + 1,
                          keep=pfn, buddy=b, to_order=high, migratetype=mt)
 
-    def _rmqueue_fallback(self, order: int, mt: int, alloc_flags: int) -> int:
-        """Hook for ``__rmqueue_claim()`` / ``__rmqueue_steal()``: take a block from another
-        migrate type's lists when ``mt``'s are empty. Chapter 07 implements it; until then the
-        allocation fails as if no other type had free blocks (returns -1)."""
+    # -- migratetype fallback: __rmqueue_claim() and __rmqueue_steal() (6.15+) ------------------
+
+    def should_try_claim_block(self, order: int, start_mt: int) -> bool:
+        """``should_try_claim_block()``: a ``start_mt`` request found a free block of ``order``
+        on another type's list; is it worth trying to claim that block's whole pageblock?
+        Yes for big blocks (order >= pageblock_order / 2: the rest of the pageblock is likely
+        free too), always for unmovable and reclaimable requests (scattered through movable
+        pageblocks they would pin those for good), and when grouping by mobility is off. A
+        small movable request only steals: compaction can move it out again later."""
+        pb = self.pageblock_order
+        if order >= pb or order >= pb // 2:
+            return True
+        if start_mt == MIGRATE_RECLAIMABLE or start_mt == MIGRATE_UNMOVABLE:
+            return True
+        return self.page_group_by_mobility_disabled
+
+    def find_suitable_fallback(self, order: int, mt: int, claimable: bool) -> int:
+        """``find_suitable_fallback()``: the first type in ``fallbacks[mt]`` whose list holds a
+        free block of exactly ``order``; -1 if none does; -2 if ``claimable`` and
+        :meth:`should_try_claim_block` refuses this order (the claim scan goes from large to
+        small orders, so it can stop there: every lower order is refused too)."""
+        if claimable and not self.should_try_claim_block(order, mt):
+            return -2
+        if not self._nr_free[order]:
+            return -1
+        head = self._head
+        k = order * _NT
+        for fmt in fallbacks.get(mt, ()):
+            if head[k + fmt] >= 0:
+                return fmt
         return -1
 
+    def _rmqueue_fallback(self, order: int, mt: int, alloc_flags: int) -> int:
+        """The fallback half of ``__rmqueue()`` when ``free_list[mt]`` has nothing big enough:
+        ``RMQUEUE_CLAIM`` (take over a whole pageblock of another type, :meth:`_rmqueue_claim`),
+        then ``RMQUEUE_STEAL`` (take one block and leave its pageblock as it was,
+        :meth:`_rmqueue_steal`), which ALLOC_NOFRAGMENT forbids. ``rmqueue_bulk()`` remembers
+        in ``self._rmqm`` how far it had to go, so the next block of the same refill starts
+        there. Returns a pfn or -1. (No CMA here, so no ``RMQUEUE_CMA`` step.)"""
+        if mt >= MIGRATE_PCPTYPES:          # HIGHATOMIC, ISOLATE: no fallbacks[] row
+            return -1
+        if self._rmqm <= RMQUEUE_CLAIM:
+            pfn = self._rmqueue_claim(order, mt, alloc_flags)
+            if pfn >= 0:
+                self._rmqm = RMQUEUE_NORMAL     # replenished our own lists: back to normal
+                return pfn
+        if not alloc_flags & _wm.ALLOC_NOFRAGMENT:
+            pfn = self._rmqueue_steal(order, mt)
+            if pfn >= 0:
+                self._rmqm = RMQUEUE_STEAL
+                return pfn
+        return -1
+
+    def _rmqueue_claim(self, order: int, start_mt: int, alloc_flags: int) -> int:
+        """``__rmqueue_claim()``: look at the *largest* free block of a fallback type first,
+        from MAX_PAGE_ORDER down (a big free buddy roughly means a pageblock with many free
+        pages, and counting them exactly would cost too much), and try to claim its pageblock
+        (:meth:`_try_to_claim_block`). Under ALLOC_NOFRAGMENT only blocks of pageblock_order
+        and up are considered: those never mix types in one pageblock. Returns a pfn or -1."""
+        min_order = order
+        if order < self.pageblock_order and alloc_flags & _wm.ALLOC_NOFRAGMENT:
+            min_order = self.pageblock_order
+        for current in range(self.max_order, min_order - 1, -1):
+            fmt = self.find_suitable_fallback(current, start_mt, True)
+            if fmt == -1:
+                continue
+            if fmt == -2:
+                break
+            pfn = self._try_to_claim_block(self._head[current * _NT + fmt], current, order,
+                                           start_mt, fmt, alloc_flags)
+            if pfn >= 0:
+                self._trace_extfrag(pfn, order, current, start_mt, fmt)
+                return pfn
+        return -1
+
+    def _try_to_claim_block(self, pfn: int, current_order: int, order: int, start_type: int,
+                            block_type: int, alloc_flags: int) -> int:
+        """``try_to_claim_block()``: make ``pfn``'s pageblock ``start_type`` and allocate from
+        it, or return -1 and leave everything as it was.
+
+        A free block of pageblock_order or more is a whole free pageblock (or several): take
+        it, re-type its pageblocks and split it into ``start_type``'s lists. A smaller block
+        first boosts the watermark (a fallback is a sign of fragmentation: have kswapd free a
+        little more), then counts the pageblock: its free pages, plus the used pages that are
+        "alike" (movable ones for a movable request; for an unmovable or reclaimable request
+        taking from a movable pageblock, every used page that is not movable). If that is at
+        least half the pageblock, all its free blocks move to ``start_type``'s lists, the
+        pageblock is re-typed, and the request is served from there."""
+        pb = self.pageblock_order
+        log = self.events
+        if current_order >= pb:
+            self._del_from_free_list(pfn, current_order, block_type)
+            self._change_pageblock_range(pfn, current_order, start_type)
+            self.nr_claims += 1
+            if log.active:
+                n = 1 << (current_order - pb)
+                log.emit("claim", f"claim: free order-{current_order} block at pfn {pfn} is "
+                         f"{n} whole pageblock{'s' if n > 1 else ''}: re-type "
+                         f"{_mt_name(block_type)} → {_mt_name(start_type)} and split it",
+                         pfn=pfn, order=current_order, from_mt=block_type, to_mt=start_type,
+                         whole=True)
+            self._expand(pfn, order, current_order, start_type)
+            self.nr_free_pages -= 1 << order     # del (-2^current) + expand's halves (+...)
+            return pfn
+        if self._boost_watermark() and alloc_flags & _wm.ALLOC_KSWAPD:
+            self.flags.add(ZONE_BOOSTED_WATERMARK)
+        counts = self._prep_move_freepages_block(pfn)
+        start_pfn = pfn & ~(self.pageblock_nr_pages - 1)
+        if counts is None:                   # the pageblock straddles the zone's edge
+            if log.active:
+                log.emit("claim_refused", f"claim: pageblock at pfn {start_pfn} is not wholly "
+                         "inside the zone: cannot move it", pfn=start_pfn)
+            return -1
+        free_pages, movable_pages = counts
+        if start_type == MIGRATE_MOVABLE:
+            alike = movable_pages
+        elif block_type == MIGRATE_MOVABLE:
+            alike = self.pageblock_nr_pages - (free_pages + movable_pages)
+        else:
+            alike = 0
+        half = 1 << (pb - 1)
+        ok = free_pages + alike >= half or self.page_group_by_mobility_disabled
+        if log.active:
+            verdict = (f"≥ {half}: claim it" if free_pages + alike >= half else
+                       "grouping by mobility is off: claim it" if ok else
+                       f"< {half}: leave it {_mt_name(block_type)}")
+            log.emit("claim" if ok else "claim_refused",
+                     f"{'claim' if ok else 'no claim'}: {_mt_name(block_type)} pageblock at pfn "
+                     f"{start_pfn} has {free_pages} free + {alike} alike pages of "
+                     f"{self.pageblock_nr_pages} {verdict}", pfn=start_pfn,
+                     order=current_order, from_mt=block_type, to_mt=start_type,
+                     free_pages=free_pages, alike_pages=alike, whole=False)
+        if not ok:
+            return -1
+        self._move_freepages_block(start_pfn, block_type, start_type)
+        self._pb_mt[(start_pfn - self._pb_base) >> pb] = start_type
+        self.nr_claims += 1
+        return self._rmqueue_smallest(order, start_type)
+
+    def _rmqueue_steal(self, order: int, start_mt: int) -> int:
+        """``__rmqueue_steal()``: the *smallest* free block of a fallback type that fits, taken
+        and split as ``__rmqueue_smallest()`` would; the pageblock keeps its type and the split
+        halves stay on its type's lists. This is what mixes types within a pageblock: the
+        extfrag tracepoint reports it as ``fragmenting=1``. Returns a pfn or -1."""
+        for current in range(order, self.nr_orders):
+            fmt = self.find_suitable_fallback(current, start_mt, False)
+            if fmt < 0:
+                continue
+            pfn = self._head[current * _NT + fmt]
+            log = self.events
+            if log.active:
+                log.emit("steal", f"steal: no pageblock worth claiming, take the order-"
+                         f"{current} {_mt_name(fmt)} block at pfn {pfn} for a "
+                         f"{_mt_name(start_mt)} order-{order} request; its pageblock stays "
+                         f"{_mt_name(self.get_pageblock_migratetype(pfn))}", pfn=pfn,
+                         order=current, from_mt=fmt, to_mt=start_mt)
+            # page_del_and_expand(): off the list, split into the *fallback* type's lists.
+            self._del_from_free_list(pfn, current, fmt)
+            self._expand(pfn, order, current, fmt)
+            self.nr_free_pages -= 1 << order
+            self.nr_steals += 1
+            self._trace_extfrag(pfn, order, current, start_mt, fmt)
+            return pfn
+        return -1
+
+    def _trace_extfrag(self, pfn: int, alloc_order: int, fallback_order: int, alloc_mt: int,
+                       fallback_mt: int) -> None:
+        """``trace_mm_page_alloc_extfrag()``: the facts the tracepoint records, as an
+        ``extfrag`` event. ``change_ownership`` is read now, after the claim or steal, as the
+        tracepoint reads ``get_pageblock_migratetype(page)``; ``fragmenting`` is
+        ``fallback_order < pageblock_order``."""
+        log = self.events
+        if not log.active:
+            return
+        data = {"pfn": pfn, "alloc_order": alloc_order, "fallback_order": fallback_order,
+                "pageblock_order": self.pageblock_order, "alloc_migratetype": int(alloc_mt),
+                "fallback_migratetype": int(fallback_mt),
+                "fragmenting": int(fallback_order < self.pageblock_order),
+                "change_ownership": int(alloc_mt == self.get_pageblock_migratetype(pfn))}
+        what = ("claimed the pageblock" if data["change_ownership"] else
+                "stole one block, the pageblock is now mixed")
+        log.emit("extfrag", f"extfrag: {_mt_name(alloc_mt)} order-{alloc_order} fell back to "
+                 f"{_mt_name(fallback_mt)} order-{fallback_order} at pfn {pfn}: {what} "
+                 f"[{format_extfrag(data)}]", **data)
+
+    def _pageblock_range(self, pfn: int) -> tuple[int, int]:
+        """``pageblock_start_pfn()`` / ``pageblock_end_pfn()`` of pfn's pageblock."""
+        start = pfn & ~(self.pageblock_nr_pages - 1)
+        return start, start + self.pageblock_nr_pages
+
+    def _prep_move_freepages_block(self, pfn: int) -> tuple[int, int] | None:
+        """``prep_move_freepages_block()``: None if pfn's pageblock is not wholly inside the
+        zone (only this zone is locked), else (free pages, movable pages) in it. "Movable"
+        stands for the kernel's PageLRU() || page_has_movable_ops(): here, the pages of an
+        allocation made with a movable gfp (simplified: every such page counts as on the LRU,
+        and a movable block of order k counts as one folio of 2^k pages)."""
+        start, end = self._pageblock_range(pfn)
+        if start < self.zone_start_pfn or end > self.zone_end_pfn:
+            return None
+        ptype, private = self.mem_map.page_type, self.mem_map.private
+        ao, amt = self._alloc_order, self._alloc_mt
+        base, ab = self._base, self._ao_base
+        free = movable = 0
+        p = start
+        while p < end:
+            i = p - base
+            if ptype[i] == _BUDDY:
+                n = 1 << private[i]
+                free += n
+                p += n
+                continue
+            o = ao[p - ab]
+            if o != _NO_ORDER:
+                n = 1 << o
+                if amt[p - ab] == MIGRATE_MOVABLE:
+                    movable += min(n, end - p)
+                p += n
+                continue
+            p += 1
+        return free, movable
+
+    def _move_freepages_block(self, start_pfn: int, old_mt: int, new_mt: int) -> int:
+        """``__move_freepages_block()``: move every free block of the pageblock at start_pfn
+        from ``old_mt``'s lists to the tail of ``new_mt``'s (``move_to_free_list()``), keeping
+        the per-type counters right. The caller re-types the pageblock. Returns pages moved."""
+        ptype, private = self.mem_map.page_type, self.mem_map.private
+        base = self._base
+        end = start_pfn + self.pageblock_nr_pages
+        moved = 0
+        p = start_pfn
+        while p < end:
+            i = p - base
+            if ptype[i] != _BUDDY:
+                p += 1
+                continue
+            o = private[i]
+            self._del_from_free_list(p, o, old_mt)
+            self._add_to_free_list(p, o, new_mt, tail=True)
+            self._account_freepages(-(1 << o), old_mt)
+            self._account_freepages(1 << o, new_mt)
+            moved += 1 << o
+            p += 1 << o
+        return moved
+
+    def move_freepages_block(self, pfn: int, old_mt: int, new_mt: int) -> int:
+        """``move_freepages_block()``: move pfn's pageblock's free blocks from ``old_mt`` to
+        ``new_mt`` and re-type the pageblock; -1 if it straddles the zone's edge."""
+        start, end = self._pageblock_range(pfn)
+        if start < self.zone_start_pfn or end > self.zone_end_pfn:
+            return -1
+        moved = self._move_freepages_block(start, old_mt, new_mt)
+        self._pb_mt[(start - self._pb_base) >> self.pageblock_order] = new_mt
+        return moved
+
+    def _boost_watermark(self) -> bool:
+        """``boost_watermark()``: after a fragmenting fallback, raise the watermarks by a
+        pageblock (up to watermark_boost_factor/10000 of the high mark, 150 % by default), so
+        that kswapd frees a little more and future requests find their own type's pages.
+        Not in tiny zones (under 4 pageblocks) or before the watermarks are set."""
+        factor = self.watermark_boost_factor
+        if not factor:
+            return False
+        nr = self.pageblock_nr_pages
+        if nr * 4 > self.managed_pages:
+            return False
+        high = self._watermark[_wm.WMARK_HIGH]
+        max_boost = (high // 10000) * factor + (high % 10000) * factor // 10000   # mult_frac()
+        if not max_boost:
+            return False
+        max_boost = max(nr, max_boost)
+        self.watermark_boost = min(self.watermark_boost + nr, max_boost)
+        return True
+
+    def _wake_kswapd_boosted(self) -> None:
+        """``rmqueue()``'s tail: ZONE_BOOSTED_WATERMARK is set, so wake kswapd. kswapd is a stub
+        here: it reclaims nothing and resets the boost, as ``balance_pgdat()`` does once done."""
+        self.flags.discard(ZONE_BOOSTED_WATERMARK)
+        log = self.events
+        if log.active:
+            log.emit("kswapd", f"wakeup_kswapd(zone {self.name}, order 0): watermarks boosted by "
+                     f"{self.watermark_boost} pages after a fallback (stub: kswapd resets the "
+                     "boost)", zone=self.name, order=0, boost=self.watermark_boost)
+        self.watermark_boost = 0
+
+    # -- the high-order atomic reserve ------------------------------------------------------
+
+    def max_highatomic_pages(self) -> int:
+        """The reserve's cap: about 1 % of the zone rounded up to whole pageblocks, and none at
+        all when 1 % is less than a pageblock."""
+        nr = self.pageblock_nr_pages
+        pct = self.managed_pages // 100
+        return 0 if pct < nr else -(-pct // nr) * nr
+
+    def reserve_highatomic_pageblock(self, pfn: int, order: int) -> bool:
+        """``reserve_highatomic_pageblock()``: after a high-order atomic allocation succeeded,
+        turn its pageblock into MIGRATE_HIGHATOMIC (its free blocks move to that list), so that
+        the next one finds a block even when the zone is fragmented; up to about 1 % of the
+        zone. Only ordinary (mergeable) pageblocks are taken. True if it reserved one."""
+        cap = self.max_highatomic_pages()
+        if not cap or self.nr_reserved_highatomic >= cap:
+            return False
+        mt = self.get_pageblock_migratetype(pfn)
+        if mt >= MIGRATE_PCPTYPES:          # !migratetype_is_mergeable()
+            return False
+        if order < self.pageblock_order:
+            if self.move_freepages_block(pfn, mt, MIGRATE_HIGHATOMIC) == -1:
+                return False
+            size = self.pageblock_nr_pages
+        else:
+            self._change_pageblock_range(pfn, order, MIGRATE_HIGHATOMIC)
+            size = 1 << order
+        self.nr_reserved_highatomic += size
+        log = self.events
+        if log.active:
+            log.emit("highatomic", f"reserve_highatomic_pageblock: the {_mt_name(mt)} pageblock "
+                     f"of pfn {pfn} becomes HighAtomic ({self.nr_reserved_highatomic} of at most "
+                     f"{cap} pages reserved)", pfn=pfn, order=order, from_mt=mt,
+                     reserved=self.nr_reserved_highatomic)
+        return True
+
+    def unreserve_highatomic_pageblock(self, mt: int, force: bool = False) -> bool:
+        """``unreserve_highatomic_pageblock()`` for this zone: give one HIGHATOMIC pageblock
+        (the first with a free block, by order) back to type ``mt``. Unless ``force`` (the last
+        step before OOM), at least one pageblock stays reserved. True if one was given back."""
+        nr = self.pageblock_nr_pages
+        if not force and self.nr_reserved_highatomic <= nr:
+            return False
+        for order in range(self.nr_orders):
+            pfn = self._head[order * _NT + MIGRATE_HIGHATOMIC]
+            if pfn < 0:
+                continue
+            size = min(max(nr, 1 << order), self.nr_reserved_highatomic)
+            self.nr_reserved_highatomic -= size
+            if order < self.pageblock_order:
+                moved = self.move_freepages_block(pfn, MIGRATE_HIGHATOMIC, mt)
+            else:
+                self._del_from_free_list(pfn, order, MIGRATE_HIGHATOMIC)
+                self._add_to_free_list(pfn, order, mt, tail=True)
+                self._account_freepages(-(1 << order), MIGRATE_HIGHATOMIC)
+                self._account_freepages(1 << order, mt)
+                self._change_pageblock_range(pfn, order, mt)
+                moved = 1
+            log = self.events
+            if log.active:
+                log.emit("highatomic", f"unreserve_highatomic_pageblock: pfn {pfn}'s HighAtomic "
+                         f"pageblock goes back to {_mt_name(mt)}"
+                         f"{' (forced, before OOM)' if force else ''}", pfn=pfn, to_mt=mt,
+                         reserved=self.nr_reserved_highatomic)
+            if moved > 0:
+                return True
+        return False
+
+    # -- what compaction needs (mm/page_alloc.c, mm/migrate.c) --------------------------------
+
+    def isolate_free_page(self, pfn: int, order: int) -> int:
+        """``__isolate_free_page()``: take a free block off its list for compaction (it is then
+        neither free nor allocated until used or given back). Refused (0) when it would take
+        the zone below its min watermark. A block of at least half a pageblock makes its
+        pageblock(s) Movable, as compaction will fill them with movable pages. Returns the
+        number of pages taken."""
+        i = pfn - self._base
+        if self.mem_map.page_type[i] != _BUDDY or self.mem_map.private[i] != order:
+            raise BadPageState(f"isolate_free_page: pfn {pfn} is not a free order-{order} block")
+        mt = self.get_pageblock_migratetype(pfn)
+        if mt != MIGRATE_ISOLATE:
+            mark = self._watermark[_wm.WMARK_MIN] + (1 << order)
+            if not self._watermark_ok(0, mark, 0, _wm.ALLOC_CMA):
+                return 0
+        self._del_from_free_list(pfn, order, mt)
+        self._account_freepages(-(1 << order), mt)
+        if order >= self.pageblock_order - 1:
+            for p in range(pfn, pfn + (1 << order), self.pageblock_nr_pages):
+                pmt = self.get_pageblock_migratetype(p)
+                if pmt < MIGRATE_PCPTYPES and pmt != MIGRATE_MOVABLE:
+                    self.move_freepages_block(p, pmt, MIGRATE_MOVABLE)
+        return 1 << order
+
+    def is_movable_allocation(self, pfn: int) -> bool:
+        """Does ``pfn`` head an allocation compaction may move (made with a movable gfp)?"""
+        return (self._alloc_order[pfn - self._ao_base] != _NO_ORDER
+                and self._alloc_mt[pfn - self._ao_base] == MIGRATE_MOVABLE)
+
+    def allocation_migratetype(self, pfn: int) -> int:
+        """page_owner's migratetype of the allocation headed by ``pfn`` (-1 if none)."""
+        if self._alloc_order[pfn - self._ao_base] == _NO_ORDER:
+            return -1
+        return self._alloc_mt[pfn - self._ao_base]
+
+    def allocation_order(self, pfn: int) -> int:
+        """The order of the allocation headed by ``pfn`` (page_owner), -1 if it heads none."""
+        o = self._alloc_order[pfn - self._ao_base]
+        return -1 if o == _NO_ORDER else o
+
+    def free_list_head(self, order: int, mt: int) -> int:
+        """The first pfn on ``free_area[order].free_list[mt]``, -1 when the list is empty."""
+        return self._head[order * _NT + mt]
+
+    def release_isolated_block(self, pfn: int, order: int) -> None:
+        """Give back a block :meth:`isolate_free_page` took (``release_free_list()``): it is
+        freed like any other block, merging with free buddies."""
+        self._free_frozen_pages(pfn, order, FPI_NONE)
+
+    def migrate_block(self, src: int, dst: int, order: int) -> None:
+        """``migrate_folio()`` for compaction: the allocation at ``src`` (order ``order``) now
+        lives at ``dst``, a block :meth:`isolate_free_page` took: its owner's type, refcount,
+        mapcount, mapping, index and page flags move across (a compound page is rebuilt at
+        ``dst``), and the old block is freed as ``folio_put()`` would free it."""
+        ab, base = self._ao_base, self._base
+        if self._alloc_order[src - ab] != order:
+            raise BadPageState(f"migrate_block: pfn {src} does not head an order-{order} "
+                               "allocation")
+        mm = self.mem_map
+        si, di = src - base, dst - base
+        compound = bool(order and mm.flags[si] >> _pf.PG_head & 1)
+        if compound:
+            mm.destroy_compound_page(src)
+        mask = mm.layout.pageflags_mask
+        mm.flags[di] = (mm.flags[di] & ~mask) | (mm.flags[si] & mask)
+        mm.flags[si] &= ~mask & 0xFFFFFFFFFFFFFFFF
+        for arr, empty in ((mm.refcount, 0), (mm.mapcount, -1), (mm.mapping, 0),
+                           (mm.pgoff, 0)):
+            arr[di] = arr[si]
+            arr[si] = empty
+        mm.private[di] = 0
+        self._alloc_order[dst - ab] = order
+        self._alloc_mt[dst - ab] = self._alloc_mt[src - ab]
+        if compound:
+            mm.prep_compound_page(dst, order)
+        self._free_frozen_pages(src, order, FPI_NONE)
+
+    # -- the allocation paths ---------------------------------------------------------------
+
     def _rmqueue(self, order: int, mt: int, alloc_flags: int) -> int:
-        """``__rmqueue()``: the requested type's lists, then the fallbacks (chapter 07)."""
-        pfn = self._rmqueue_smallest(order, mt)
-        if pfn < 0:
-            pfn = self._rmqueue_fallback(order, mt, alloc_flags)
-        return pfn
+        """``__rmqueue()``: the requested type's lists (unless this refill already knows they
+        are empty), then :meth:`_rmqueue_fallback`. Returns a pfn or -1."""
+        if self._rmqm == RMQUEUE_NORMAL:
+            pfn = self._rmqueue_smallest(order, mt)
+            if pfn >= 0:
+                return pfn
+        return self._rmqueue_fallback(order, mt, alloc_flags)
 
     def _rmqueue_buddy(self, order: int, mt: int, alloc_flags: int) -> int:
         """``rmqueue_buddy()``: straight from the buddy lists. High-order atomic requests try
@@ -579,7 +1076,9 @@ class Zone:
         if alloc_flags & _wm.ALLOC_HIGHATOMIC:
             pfn = self._rmqueue_smallest(order, MIGRATE_HIGHATOMIC)
         if pfn < 0:
+            self._rmqm = RMQUEUE_NORMAL
             pfn = self._rmqueue(order, mt, alloc_flags)
+            self._rmqm = RMQUEUE_NORMAL
             if pfn < 0 and alloc_flags & (_wm.ALLOC_OOM | _wm.ALLOC_NON_BLOCK):
                 pfn = self._rmqueue_smallest(order, MIGRATE_HIGHATOMIC)
         return pfn
@@ -589,10 +1088,12 @@ class Zone:
         return order <= PAGE_ALLOC_COSTLY_ORDER or (self.thp and order == self.pageblock_order)
 
     def rmqueue(self, order: int, mt: int, alloc_flags: int = 0, cpu: int = 0,
-                gfp: int = 0) -> int | None:
+                gfp: int = 0, owner_mt: int = -1) -> int | None:
         """``rmqueue()``: through this CPU's per-cpu list when allowed, else (or when that
         fails) from the buddy lists; then ``prep_new_page()``. Returns a pfn or None. No
-        watermark check here (that is :meth:`PageAllocator.alloc_pages`'s job)."""
+        watermark check here (that is :meth:`PageAllocator.alloc_pages`'s job). ``owner_mt``
+        is what page_owner records (the gfp's own type, even when grouping by mobility is off
+        and ``mt`` is Unmovable); by default it is read from ``gfp``, or is ``mt``."""
         pfn = -1
         if self.pcp_enabled and self.pcp_allowed_order(order):
             pfn = self._rmqueue_pcplist(order, mt, alloc_flags, cpu)
@@ -600,56 +1101,74 @@ class Zone:
             pfn = self._rmqueue_buddy(order, mt, alloc_flags)
         if pfn < 0:
             return None
-        self._prep_new_page(pfn, order, gfp)
+        if owner_mt < 0:
+            owner_mt = (gfp & _GFP_MOVABLE_MASK) >> 3 if gfp else mt
+        self._prep_new_page(pfn, order, gfp, owner_mt)
+        if alloc_flags & _wm.ALLOC_KSWAPD and ZONE_BOOSTED_WATERMARK in self.flags:
+            self._wake_kswapd_boosted()
         return pfn
 
-    def _prep_new_page(self, pfn: int, order: int, gfp: int) -> None:
+    def _prep_new_page(self, pfn: int, order: int, gfp: int,
+                       owner_mt: int = MIGRATE_MOVABLE) -> None:
         """``prep_new_page()`` → ``post_alloc_hook()``: private = 0, refcount 1 on the head page
-        (tail pages of a non-compound block stay at 0), and a compound page for __GFP_COMP."""
+        (tail pages of a non-compound block stay at 0), and a compound page for __GFP_COMP;
+        page_owner notes the order and the migratetype."""
         i = pfn - self._base
         mm = self.mem_map
         mm.private[i] = 0
         mm.refcount[i] = 1
         self._alloc_order[pfn - self._ao_base] = order
+        self._alloc_mt[pfn - self._ao_base] = owner_mt
         if order and gfp & GFP_COMP:
             mm.prep_compound_page(pfn, order)
 
     def alloc(self, order: int = 0, migratetype: int | str = MIGRATE_MOVABLE, *,
               cpu: int = 0) -> int | None:
         """Allocate 2^order pages of ``migratetype`` from this zone, without watermarks or a
-        gfp mask (what ``kmm buddy`` and the teaching scenarios do). Returns the first pfn, or
-        None when no block is big enough. See :meth:`alloc_pages` for the full path."""
+        gfp mask (what ``kmm buddy`` and the teaching scenarios do): the type's own lists, then
+        the migratetype fallback (claim, then steal). Returns the first pfn, or None when no
+        block is big enough. See :meth:`alloc_pages` for the full path."""
         zs, _, max_order, base, alloc_order, refcount = self._free_hot[:6]
         if type(order) is not int or not 0 <= order <= max_order:
             self._check_order(order)
-        mt = migratetype if type(migratetype) is int and 0 <= migratetype < MIGRATE_TYPES \
-            else parse_migratetype(migratetype)
+        owner = mt = migratetype if type(migratetype) is int and 0 <= migratetype < \
+            MIGRATE_TYPES else parse_migratetype(migratetype)
+        if self.page_group_by_mobility_disabled and mt < MIGRATE_PCPTYPES:
+            mt = MIGRATE_UNMOVABLE                  # gfp_migratetype() with grouping off
         if self.pcp_enabled:
             self._check_cpu(cpu)
-            pfn = self.rmqueue(order, mt, 0, cpu)
+            pfn = self.rmqueue(order, mt, 0, cpu, owner_mt=owner)
         else:
             # rmqueue() → rmqueue_buddy() → __rmqueue() with no alloc_flags, then prep_new_page().
             pfn = self._rmqueue_smallest(order, mt)
             if pfn < 0:
                 pfn = self._rmqueue_fallback(order, mt, 0)
-            if pfn < 0:
-                pfn = None
-            else:
+                self._rmqm = RMQUEUE_NORMAL
+            if pfn >= 0:
                 # prep_new_page() → post_alloc_hook(): refcount 1 on the head page (private was
-                # cleared when the block left its free list).
+                # cleared when the block left its free list); page_owner's order and type.
                 refcount[pfn - base] = 1
                 alloc_order[pfn - zs] = order
+                self._alloc_mt[pfn - zs] = owner
                 return pfn
+            pfn = None
         log = self.events
         if pfn is None and log.active:
-            others = any(self._nr_free_mt[o * _NT + t] for o in range(order, self.nr_orders)
-                         for t in range(MIGRATE_TYPES) if t != mt)
             log.emit("alloc_fail", f"alloc order-{order} ({_mt_name(mt)}): no free "
                      f"{_mt_name(mt)} block of order {order} or above"
-                     + (" (other migrate types have some: taking them is __rmqueue_fallback, "
-                        "chapter 07)" if others else "") + " → NULL",
-                     order=order, migratetype=mt)
+                     f"{self._why_no_fallback(order, mt)} → NULL", order=order, migratetype=mt)
         return pfn
+
+    def _why_no_fallback(self, order: int, mt: int) -> str:
+        """The rest of a failure's narration, when blocks big enough exist that this request
+        may not use (the HighAtomic reserve, isolated pageblocks): say so."""
+        held = {t: sum(self._nr_free_mt[o * _NT + t] << o for o in range(order, self.nr_orders))
+                for t in range(MIGRATE_TYPES) if t != mt}
+        rest = [f"{_mt_name(t)} {n} pages" for t, n in held.items() if n]
+        if not rest or any(held.get(t) for t in fallbacks.get(mt, ())):
+            return ""
+        return (f"; only {', '.join(rest)} in blocks that big, which a "
+                f"{_mt_name(mt)} request may not use")
 
     def _check_cpu(self, cpu: int) -> None:
         if self.pcp_enabled and not (isinstance(cpu, int) and 0 <= cpu < len(self.pcp)):
@@ -811,7 +1330,7 @@ class Zone:
 
         Refused, with the state untouched: a pfn outside the zone, an invalid order, a double
         free, a tail page, a wrong order, a page still mapped."""
-        zs, ze, max_order, base, alloc_order, refcount, mapcount, pb_mt, pb_base, pb_order = \
+        zs, ze, max_order, base, alloc_order, refcount, mapcount, pb_mt, pb_base, pb_order, _ = \
             self._free_hot
         if type(pfn) is not int or not zs <= pfn < ze:
             self._check_pfn(pfn)
@@ -950,14 +1469,18 @@ class Zone:
     def _rmqueue_bulk(self, order: int, count: int, lst: deque, mt: int,
                       alloc_flags: int) -> int:
         """``rmqueue_bulk()``: take ``count`` blocks under one lock hold, each appended at the
-        list tail, so a split block's pieces come out in ascending pfn order."""
+        list tail, so a split block's pieces come out in ascending pfn order. The fallback
+        mode (``enum rmqueue_mode``) lives for one refill: once the own lists are known to be
+        empty, or claiming failed, later blocks of the refill go straight to the next step."""
         i = 0
+        self._rmqm = RMQUEUE_NORMAL
         while i < count:
             pfn = self._rmqueue(order, mt, alloc_flags)
             if pfn < 0:
                 break
             lst.append(pfn)
             i += 1
+        self._rmqm = RMQUEUE_NORMAL
         return i
 
     def _rmqueue_pcplist(self, order: int, mt: int, alloc_flags: int, cpu: int) -> int:
@@ -1264,7 +1787,8 @@ class Zone:
         lists = tuple(tuple(self.free_list(o, mt)) for o in range(self.nr_orders)
                       for mt in range(MIGRATE_TYPES))
         pcps = tuple(tuple(tuple(lst) for lst in p.lists) for p in self.pcp)
-        return (lists, tuple(self._nr_free), self.nr_free_pages, pcps, bytes(self._pb_mt))
+        return (lists, tuple(self._nr_free), self.nr_free_pages, pcps, bytes(self._pb_mt),
+                self.nr_reserved_highatomic, self.watermark_boost)
 
     def check(self) -> None:
         """Verify the allocator's invariants; raise :class:`BadPageState` on the first broken
@@ -1337,6 +1861,11 @@ class Zone:
         if nr_free_pages != self.nr_free_pages:
             raise BadPageState(f"NR_FREE_PAGES is {self.nr_free_pages} but the lists hold "
                                f"{nr_free_pages} pages")
+        highatomic = sum(self._nr_free_mt[o * _NT + MIGRATE_HIGHATOMIC] << o
+                         for o in range(self.nr_orders))
+        if highatomic != self.nr_free_highatomic:
+            raise BadPageState(f"nr_free_highatomic is {self.nr_free_highatomic} but the "
+                               f"HighAtomic lists hold {highatomic} pages")
         pcp_pages = 0
         for cpu, pcp in enumerate(self.pcp):
             n = 0
@@ -1442,7 +1971,10 @@ class PageAllocator:
     def get_page_from_freelist(self, gfp: int, order: int, alloc_flags: int,
                                highest_zoneidx: int, mt: int, cpu: int) -> int | None:
         """``get_page_from_freelist()``: the first zone of the zonelist (from
-        ``highest_zoneidx`` down) that passes its watermark and has a block."""
+        ``highest_zoneidx`` down) that passes its watermark and has a block. With
+        ALLOC_NOFRAGMENT (a Normal zone with DMA32 below it) a first pass may only take whole
+        pageblocks from other migrate types; if no zone can serve it, the zonelist is walked
+        again without it."""
         while True:
             no_fallback = alloc_flags & _wm.ALLOC_NOFRAGMENT
             for zone in self.zonelist:
@@ -1453,20 +1985,27 @@ class PageAllocator:
                                                 alloc_flags):
                         pfn = zone.rmqueue(order, mt, alloc_flags, cpu, gfp)
                         if pfn is not None:
+                            if alloc_flags & _wm.ALLOC_HIGHATOMIC:
+                                zone.reserve_highatomic_pageblock(pfn, order)
                             return pfn
                         continue
                     zone.flags.add(ZONE_BELOW_HIGH)
                 mark = zone.wmark_pages(alloc_flags & _wm.ALLOC_WMARK_MASK)
                 if not alloc_flags & _wm.ALLOC_NO_WATERMARKS and not zone.zone_watermark_fast(
                         order, mark, highest_zoneidx, alloc_flags):
-                    self._emit("watermark", f"zone {zone.name}: {zone.nr_free_pages} free pages "
-                               f"fail the {_wm.WMARK_NAMES[alloc_flags & _wm.ALLOC_WMARK_MASK]} "
-                               f"watermark ({mark}) + lowmem_reserve "
-                               f"({zone.lowmem_reserve[highest_zoneidx]}) for order {order}",
-                               zone=zone.name, order=order, mark=mark)
+                    if self.events.active:
+                        which = _wm.WMARK_NAMES[alloc_flags & _wm.ALLOC_WMARK_MASK]
+                        self._emit("watermark", f"zone {zone.name}: {zone.nr_free_pages} free "
+                                   f"pages fail the {which} watermark ({mark}) + lowmem_reserve "
+                                   f"({zone.lowmem_reserve[highest_zoneidx]}) for order {order}",
+                                   zone=zone.name, order=order, mark=mark)
                     continue
                 pfn = zone.rmqueue(order, mt, alloc_flags, cpu, gfp)
                 if pfn is not None:
+                    # A high-order atomic request that succeeded: keep its pageblock for the
+                    # next one (the HIGHATOMIC reserve).
+                    if alloc_flags & _wm.ALLOC_HIGHATOMIC:
+                        zone.reserve_highatomic_pageblock(pfn, order)
                     return pfn
             if no_fallback:
                 alloc_flags &= ~_wm.ALLOC_NOFRAGMENT
@@ -1484,22 +2023,25 @@ class PageAllocator:
         for z in self.zonelist:
             z._check_cpu(cpu)
         highest_zoneidx = self.zone_names.index(_gfp.gfp_zone_name(gfp, self.zone_names))
-        mt = _gfp.gfp_migratetype(gfp)
+        _gfp.gfp_migratetype(gfp)           # refuses MOVABLE|RECLAIMABLE together
+        mt = _gfp.gfp_migratetype(gfp, self.zonelist[0].page_group_by_mobility_disabled)
         alloc_flags = _wm.ALLOC_WMARK_LOW | (gfp & GFP_KSWAPD_RECLAIM)   # = ALLOC_KSWAPD
         # alloc_flags_nofragment(): a Normal zone with DMA32 below avoids fragmenting fallbacks.
         pref = next((z for z in self.zonelist if z.zone_idx <= highest_zoneidx), None)
         if pref is not None and pref.name == "Normal" and any(
                 z.name == "DMA32" for z in self.zonelist):
             alloc_flags |= _wm.ALLOC_NOFRAGMENT
-        self._emit("alloc_pages", f"alloc_pages({_gfp.format_gfp(gfp)}, order {order}): "
-                   f"zones up to {self.zone_names[highest_zoneidx]}, {_mt_name(mt)}",
-                   gfp=gfp, order=order, migratetype=mt)
+        if self.events.active:
+            self._emit("alloc_pages", f"alloc_pages({_gfp.format_gfp(gfp)}, order {order}): "
+                       f"zones up to {self.zone_names[highest_zoneidx]}, {_mt_name(mt)}",
+                       gfp=gfp, order=order, migratetype=mt)
         pfn = self.get_page_from_freelist(gfp, order, alloc_flags, highest_zoneidx, mt, cpu)
         if pfn is None:
             pfn = self.alloc_pages_slowpath(gfp, order, highest_zoneidx, mt, cpu)
         if pfn is not None:
-            self._emit("alloc_done", f"→ pfn {pfn} (zone {self.zone_of(pfn).name})",
-                       pfn=pfn, order=order)
+            if self.events.active:
+                self._emit("alloc_done", f"→ pfn {pfn} (zone {self.zone_of(pfn).name})",
+                           pfn=pfn, order=order)
         return pfn
 
     def alloc_pages_slowpath(self, gfp: int, order: int, highest_zoneidx: int, mt: int,
@@ -1512,9 +2054,10 @@ class PageAllocator:
         if alloc_flags & _wm.ALLOC_KSWAPD:
             for zone in self.zonelist:
                 if zone.zone_idx <= highest_zoneidx:
-                    self._emit("kswapd", f"wakeup_kswapd(zone {zone.name}, order {order}): "
-                               "kswapd would reclaim up to the high watermark (stub: nothing "
-                               "to reclaim in this model)", zone=zone.name, order=order)
+                    if self.events.active:
+                        self._emit("kswapd", f"wakeup_kswapd(zone {zone.name}, order {order}): "
+                                   "kswapd would reclaim up to the high watermark (stub: nothing "
+                                   "to reclaim in this model)", zone=zone.name, order=order)
         pfn = self.get_page_from_freelist(gfp, order, alloc_flags, highest_zoneidx, mt, cpu)
         if pfn is not None:
             return pfn
@@ -1529,19 +2072,39 @@ class PageAllocator:
                 if zone.zone_idx > highest_zoneidx:
                     continue
                 got = self.reclaim(zone, order, gfp) if self.reclaim else 0
-                self._emit("reclaim", f"direct reclaim in zone {zone.name}: {got} page(s) "
-                           f"freed{'' if self.reclaim else ' (stub)'}", zone=zone.name,
-                           reclaimed=got)
+                if self.events.active:
+                    self._emit("reclaim", f"direct reclaim in zone {zone.name}: {got} page(s) "
+                               f"freed{'' if self.reclaim else ' (stub)'}", zone=zone.name,
+                               reclaimed=got)
                 if order and self.compact:
                     self.compact(zone, order, gfp)
                 elif order:
-                    self._emit("compact", f"direct compaction in zone {zone.name} for order "
-                               f"{order} (stub: chapter 07)", zone=zone.name, order=order)
+                    if self.events.active:
+                        self._emit("compact", f"direct compaction in zone {zone.name} for order "
+                                   f"{order} (not wired: set PageAllocator.compact, see "
+                                   "kmmlib.mm.compaction)", zone=zone.name, order=order)
             pfn = self.get_page_from_freelist(gfp, order, alloc_flags, highest_zoneidx, mt, cpu)
             if pfn is not None:
                 return pfn
+            # should_reclaim_retry(): after MAX_RECLAIM_RETRIES rounds without progress, and
+            # before the OOM killer, give the high-order atomic reserve back and try again.
+            if not gfp & GFP_NORETRY and self.unreserve_highatomic_pageblock(
+                    mt, highest_zoneidx, force=True):
+                pfn = self.get_page_from_freelist(gfp, order, alloc_flags, highest_zoneidx, mt,
+                                                  cpu)
+                if pfn is not None:
+                    return pfn
         self.warn_alloc(gfp, order)
         return None
+
+    def unreserve_highatomic_pageblock(self, mt: int, highest_zoneidx: int,
+                                       force: bool = False) -> bool:
+        """``unreserve_highatomic_pageblock()``: give one HIGHATOMIC pageblock of the first
+        zone that has one back to ``mt`` (see :meth:`Zone.unreserve_highatomic_pageblock`)."""
+        for zone in self.zonelist:
+            if zone.zone_idx <= highest_zoneidx and zone.unreserve_highatomic_pageblock(mt, force):
+                return True
+        return False
 
     def warn_alloc(self, gfp: int, order: int) -> None:
         """``warn_alloc()``: the "page allocation failure" line dmesg would show (unless
@@ -1552,9 +2115,10 @@ class PageAllocator:
             line += "  [__GFP_NOFAIL: the kernel would retry forever]"
         if not gfp & GFP_NOWARN:
             self.dmesg.append(line)
-        self._emit("alloc_fail", line if not gfp & GFP_NOWARN else
-                   f"allocation of order {order} failed (__GFP_NOWARN: no message)",
-                   gfp=gfp, order=order)
+        if self.events.active:
+            self._emit("alloc_fail", line if not gfp & GFP_NOWARN else
+                       f"allocation of order {order} failed (__GFP_NOWARN: no message)",
+                       gfp=gfp, order=order)
 
     def free(self, pfn: int, order: int = 0) -> None:
         """``__free_pages(page, order)`` in whichever zone holds pfn."""
@@ -1611,4 +2175,6 @@ __all__ = [
     "FPI_NONE", "FPI_TO_TAIL", "MAX_PAGE_ORDER", "NR_PAGE_ORDERS", "PAGE_ALLOC_COSTLY_ORDER",
     "PAGEBLOCK_ORDER", "FreeArea", "PageAllocator", "PerCpuPages", "Zone", "boot_free_blocks",
     "find_buddy_pfn", "zone_batchsize", "zone_highsize", "MIGRATE_MOVABLE", "MIGRATE_UNMOVABLE",
+    "RMQUEUE_NORMAL", "RMQUEUE_CLAIM", "RMQUEUE_STEAL", "ZONE_BOOSTED_WATERMARK",
+    "format_extfrag",
 ]

@@ -31,6 +31,9 @@ unpopulated zone stops after its ``protection: (…)`` line. For each zone it pr
 The parser reads lines by what they say, not by their indentation, so that older layouts parse
 too (4.x printed the zone counters before ``protection`` and had ``scanned``,
 ``all_unreclaimable`` and ``inactive_ratio`` lines; ``promo`` came much later).
+:func:`render_zoneinfo` prints parsed zones back in the 6.x layout, byte for byte for a 6.x
+file (``kmm proc zoneinfo`` checks that on the bundled snapshot); an older file's records
+come back in the new order.
 """
 
 from __future__ import annotations
@@ -182,3 +185,55 @@ def parse_zoneinfo(text: str) -> list[ZoneInfo]:
 def zones_of_node(zones: list[ZoneInfo], node: int = 0) -> list[ZoneInfo]:
     """The zones of one node, in zone-type order (the order of ``node_zones[]``)."""
     return [z for z in zones if z.node == node]
+
+
+# -- rendering: zoneinfo_show_print() ----------------------------------------------------------
+
+# The lines of the "pages free" block after "pages free" itself, in the kernel's order, as
+# (label, where the value lives): a ZoneInfo field, or a key of ZoneInfo.stats.
+_WATERMARK_BLOCK = (("boost", "stats"), ("min", "field"), ("low", "field"), ("high", "field"),
+                    ("promo", "field"), ("spanned", "field"), ("present", "field"),
+                    ("managed", "field"), ("cma", "stats"))
+# Lines printed after the pagesets, not zone counters.
+_TRAILER = ("node_unreclaimable",)
+
+
+def render_zone(z: ZoneInfo) -> str:
+    """One zone's record exactly as ``zoneinfo_show_print()`` (mm/vmstat.c, 6.18) prints it:
+    ``seq_printf(m, "\\n      %-12s %lu", name, value)`` for every counter, the watermark
+    block with its labels padded to 8 columns, ``protection: (%ld, …)``, and for populated
+    zones the counters, the per-cpu pagesets (``count:`` … padded to 10 columns) with each
+    CPU's ``vm stats threshold``, and the ``node_unreclaimable`` / ``start_pfn`` trailer.
+    Lines the parsed zone does not have (an older kernel's) are left out."""
+    out = [f"Node {z.node}, zone {z.name:>8}"]
+    if z.node_stats:
+        out.append("  per-node stats")
+        out += [f"      {k:<12} {v}" for k, v in z.node_stats.items()]
+    out.append(f"  pages free     {z.pages_free}")
+    for label, where in _WATERMARK_BLOCK:
+        value = z.stats.get(label) if where == "stats" else getattr(z, label)
+        if value is not None:
+            out.append(f"        {label:<8} {value}")
+    out.append("        protection: (" + ", ".join(str(v) for v in z.protection) + ")")
+    if z.populated:
+        skip = {label for label, where in _WATERMARK_BLOCK if where == "stats"}
+        skip.update(_TRAILER)
+        out += [f"      {k:<12} {v}" for k, v in z.stats.items() if k not in skip]
+        out.append("  pagesets")
+        for ps in z.pagesets:
+            out.append(f"    cpu: {ps['cpu']}")
+            out += [f"              {k + ':':<10}{v}" for k, v in ps.items()
+                    if k not in ("cpu", "vm_stats_threshold")]
+            if "vm_stats_threshold" in ps:
+                out.append(f"  vm stats threshold: {ps['vm_stats_threshold']}")
+        if "node_unreclaimable" in z.stats:
+            out.append(f"  node_unreclaimable:  {z.stats['node_unreclaimable']}")
+        if z.start_pfn is not None:
+            out.append(f"  start_pfn:           {z.start_pfn}")
+    return "\n".join(out) + "\n"
+
+
+def render_zoneinfo(zones: list[ZoneInfo]) -> str:
+    """The whole /proc/zoneinfo text for these zones (``kmm proc zoneinfo`` prints what it
+    parsed this way, and it must come out byte for byte the same)."""
+    return "".join(render_zone(z) for z in zones)
