@@ -7,30 +7,19 @@ real allocations plus every object header (``MemMap.nbytes``).
 
 from __future__ import annotations
 
-import gc
-import time
-
+from benchmarks.timing import best_of
 from kmmlib.mm.mem_map import MemMap
 
 RAM = 16 << 30
 PAGES = RAM >> 12
 
 
-def _best_of(fn, runs: int = 3) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        gc.collect()
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
 
 def run() -> list[dict]:
-    build = _best_of(lambda: MemMap(PAGES))
+    build = best_of(lambda: MemMap(PAGES))
     mm = MemMap(PAGES)
     per_page = mm.nbytes() / PAGES
-    links = _best_of(lambda: (mm.set_page_links(0, 4096, 0), mm.set_page_links(4096, PAGES, 2)))
+    links = best_of(lambda: (mm.set_page_links(0, 4096, 0), mm.set_page_links(4096, PAGES, 2)))
     n = 200_000
     pfns = range(0, n)
 
@@ -39,7 +28,7 @@ def run() -> list[dict]:
             mm.get_page(pfn)
             mm.put_page(pfn)
 
-    rate = 2 * n / _best_of(get_put, runs=1)
+    rate = 2 * n / best_of(get_put, runs=1)
     return [
         {"benchmark": "mem_map build, 16 GiB (4 Mi pages)", "value": round(build, 3),
          "unit": "s", "target": "< 1", "ok": build < 1},
