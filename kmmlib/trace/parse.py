@@ -1,0 +1,536 @@
+"""Reading an ftrace text trace of the ``kmem`` events (``/sys/kernel/tracing/trace``).
+
+The kernel's tracepoints (``include/trace/events/kmem.h``) print one line per event, after the
+header ftrace's ``print_trace_header()`` writes (kernel/trace/trace.c)::
+
+    # tracer: nop
+    # entries-in-buffer/entries-written: 442442/442442   #P:2
+    #           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION
+                bash-2355    [001] .....  1042.955483: mm_page_alloc: page=… pfn=0x11e558 …
+
+that is ``TASK-PID [CPU] FLAGS TIMESTAMP: EVENT: FIELDS``. TASK is the thread's ``comm`` (it may
+hold spaces and dashes: the pid is what follows the *last* dash), FLAGS the irq/preempt column
+(absent when the ``irq-info`` option is off), TIMESTAMP seconds of the trace clock. FIELDS are
+the tracepoint's ``TP_printk()`` output, ``key=value`` pairs; pointers (``page=``, ``ptr=``)
+are hashed by ``%p`` — the same object always hashes to the same value during one boot, which is
+what lets a free be matched to its allocation — and ``call_site=`` may be ``func+0x1/0x2
+[module]``, with a space.
+
+Two readers:
+
+- :func:`parse_line` — one line into a :class:`TraceEvent` with every field by name: clear and
+  general, for looking at a few lines;
+- :func:`iter_records` — the fast path for whole traces: the ten kmem events become small tuples
+  (:data:`RECORD_FIELDS` names their slots), other events are only counted, and a line that is
+  not an event is counted as malformed with its line number. Neither is ever fatal: a trace
+  from another kernel version or with other events enabled still replays.
+
+Older kernels print ``pfn=`` in decimal (before 5.x), have ``kmalloc_node``/
+``kmem_cache_alloc_node`` (merged into ``kmalloc``/``kmem_cache_alloc`` in 6.1) and a ``cold=``
+field on ``mm_page_free_batched``; all are read. ``CPU:N [LOST M EVENTS]`` lines (the ring
+buffer overflowed) are added up in :attr:`TraceStats.lost_events`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple, TextIO
+
+from kmmlib.errors import ParseError
+
+# The events this package replays, in the order include/trace/events/kmem.h defines them.
+KMEM_EVENTS = ("kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_free",
+               "mm_page_free_batched", "mm_page_alloc", "mm_page_alloc_zone_locked",
+               "mm_page_pcpu_drain", "mm_page_alloc_extfrag")
+# Before 6.1 the NUMA variants were events of their own with the same fields plus node=.
+ALIASES = {"kmalloc_node": "kmalloc", "kmem_cache_alloc_node": "kmem_cache_alloc"}
+
+# Record codes: the first slot of every tuple iter_records() yields.
+PAGE_ALLOC, PAGE_FREE, FREE_BATCHED, ZONE_LOCKED, PCPU_DRAIN, EXTFRAG, \
+    KMALLOC, KFREE, CACHE_ALLOC, CACHE_FREE = range(10)
+CODES = {"mm_page_alloc": PAGE_ALLOC, "mm_page_free": PAGE_FREE,
+         "mm_page_free_batched": FREE_BATCHED, "mm_page_alloc_zone_locked": ZONE_LOCKED,
+         "mm_page_pcpu_drain": PCPU_DRAIN, "mm_page_alloc_extfrag": EXTFRAG,
+         "kmalloc": KMALLOC, "kfree": KFREE, "kmem_cache_alloc": CACHE_ALLOC,
+         "kmem_cache_free": CACHE_FREE, "kmalloc_node": KMALLOC,
+         "kmem_cache_alloc_node": CACHE_ALLOC}
+
+# What each record holds after (code, timestamp, cpu, task_pid). Pointers stay the strings
+# the trace printed (hashed values: only equality means anything); a NULL page is pfn -1.
+RECORD_FIELDS = {
+    PAGE_ALLOC: ("pfn", "order", "migratetype", "gfp_flags"),
+    PAGE_FREE: ("pfn", "order"),
+    FREE_BATCHED: ("pfn",),
+    ZONE_LOCKED: ("pfn", "order", "migratetype", "percpu_refill"),
+    PCPU_DRAIN: ("pfn", "order", "migratetype"),
+    EXTFRAG: ("pfn", "alloc_order", "fallback_order", "alloc_migratetype",
+              "fallback_migratetype", "change_ownership"),
+    KMALLOC: ("ptr", "bytes_req", "bytes_alloc", "gfp_flags", "call_site"),
+    KFREE: ("ptr", "call_site"),
+    CACHE_ALLOC: ("ptr", "bytes_req", "bytes_alloc", "gfp_flags", "name", "call_site"),
+    CACHE_FREE: ("ptr", "name", "call_site"),
+}
+
+NULL_PTR = "0000000000000000"       # %p prints NULL (and ERR_PTRs) unhashed
+_HEAD = re.compile(r"^\s*(?P<task>.*)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
+                   r"(?:(?P<flags>\S+)\s+)??(?P<ts>\d+(?:\.\d+)?)$")
+_ENTRIES = re.compile(r"entries-in-buffer/entries-written:\s*(\d+)/(\d+)\s+#P:(\d+)")
+_LOST = re.compile(r"^CPU:\s*(\d+)\s+\[LOST\s+(\d+)\s+EVENTS\]")
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+MAX_EXAMPLES = 5
+
+
+class TraceEvent(NamedTuple):
+    """One event line: who (``task``, ``pid``), where (``cpu``), ``flags`` (the irq/preempt
+    column, "" when absent), when (``timestamp``, seconds), ``event`` and its ``fields`` by
+    name, as strings."""
+
+    task: str
+    pid: int
+    cpu: int
+    flags: str
+    timestamp: float
+    event: str
+    fields: dict[str, str]
+
+
+def parse_fields(text: str) -> dict[str, str]:
+    """``key=value`` pairs of a ``TP_printk()`` line. A word without ``=`` belongs to the value
+    before it (``call_site=nf_ct_ext_add+0x54/0x1c0 [nf_conntrack]``)."""
+    out: dict[str, str] = {}
+    last = None
+    for word in text.split():
+        key, eq, value = word.partition("=")
+        if eq and key:
+            out[key] = value
+            last = key
+        elif last is not None:
+            out[last] += " " + word
+        else:
+            raise ParseError(f"fields {text.strip()!r}: {word!r} is not key=value")
+    return out
+
+
+def _split_head(head: str) -> tuple[str, int, int, str, float]:
+    """``TASK-PID [CPU] FLAGS TIMESTAMP`` → (task, pid, cpu, flags, timestamp)."""
+    m = _HEAD.match(head)
+    if m is None:
+        raise ParseError(f"{head.strip()!r} is not 'TASK-PID [CPU] FLAGS TIMESTAMP'")
+    return (m["task"].strip(), int(m["pid"]), int(m["cpu"]), m["flags"] or "", float(m["ts"]))
+
+
+def parse_line(line: str) -> TraceEvent | None:
+    """One line of ftrace text output: a :class:`TraceEvent`, or None for a comment, a blank
+    line or a lost-events marker. Anything else that is not an event raises ParseError."""
+    text = line.rstrip("\n")
+    if not text.strip() or text.lstrip().startswith("#") or _LOST.match(text.strip()):
+        return None
+    head, sep, rest = text.partition(": ")
+    event, sep2, fields = rest.partition(":")
+    if not sep or not sep2 or not event.isidentifier():
+        raise ParseError(f"{text.strip()!r} is not an ftrace event line "
+                         "('TASK-PID [CPU] FLAGS TIMESTAMP: EVENT: FIELDS')")
+    task, pid, cpu, flags, ts = _split_head(head)
+    return TraceEvent(task, pid, cpu, flags, ts, event, parse_fields(fields))
+
+
+@dataclass
+class TraceStats:
+    """What reading a trace found, besides the events themselves.
+
+    ``events`` counts every event line by its name as printed (kmem or not); ``unknown`` the
+    events that are not kmem events (counted, not replayed); ``malformed`` the lines that are
+    not events at all, with up to five ``(line number, text)`` examples; ``lost_events`` the
+    sum of ``[LOST n EVENTS]`` markers; ``header`` what the ``#`` lines said (``tracer``,
+    ``entries_in_buffer``, ``entries_written``, ``nr_cpus``) and ``notes`` comment lines of
+    ours (``# kmm-course: …``, e.g. how a bundled trace was trimmed)."""
+
+    events: Counter = field(default_factory=Counter)
+    unknown: Counter = field(default_factory=Counter)
+    malformed: int = 0
+    malformed_examples: list[tuple[int, str]] = field(default_factory=list)
+    lost_events: int = 0
+    lines: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    header: dict[str, int | str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def nr_events(self) -> int:
+        return sum(self.events.values())
+
+    @property
+    def duration(self) -> float:
+        """Seconds of trace clock between the first and the last event."""
+        if self.first_ts is None or self.last_ts is None:
+            return 0.0
+        return self.last_ts - self.first_ts
+
+    @property
+    def overwritten(self) -> int:
+        """Events the ring buffer dropped before the trace was read: entries-written minus
+        entries-in-buffer (0 when the header does not say)."""
+        w, b = self.header.get("entries_written"), self.header.get("entries_in_buffer")
+        return max(0, int(w) - int(b)) if w is not None and b is not None else 0
+
+    def bad_line(self, lineno: int, text: str) -> None:
+        self.malformed += 1
+        if len(self.malformed_examples) < MAX_EXAMPLES:
+            self.malformed_examples.append((lineno, text.rstrip("\n")[:200]))
+
+    def comment(self, text: str) -> None:
+        """Read what a ``#`` line says about the trace."""
+        body = text.lstrip("# \t").rstrip()
+        if body.startswith("tracer:"):
+            self.header["tracer"] = body.split(":", 1)[1].strip()
+        elif body.startswith("kmm-course:"):
+            self.notes.append(body.split(":", 1)[1].strip())
+        else:
+            m = _ENTRIES.search(body)
+            if m:
+                self.header.update(entries_in_buffer=int(m[1]), entries_written=int(m[2]),
+                                   nr_cpus=int(m[3]))
+
+    def as_dict(self) -> dict:
+        return {"lines": self.lines, "events": dict(self.events), "unknown": dict(self.unknown),
+                "malformed": self.malformed,
+                "malformed_examples": [list(e) for e in self.malformed_examples],
+                "lost_events": self.lost_events, "overwritten": self.overwritten,
+                "first_ts": self.first_ts, "last_ts": self.last_ts,
+                "duration": round(self.duration, 6), "header": dict(self.header),
+                "notes": list(self.notes)}
+
+
+def open_trace(path: str | os.PathLike | TextIO) -> TextIO:
+    """A text stream over a trace: a path to plain text or to xz (recognised by its magic
+    bytes, whatever the name), ``-`` for stdin, or an open text stream (returned as is)."""
+    if isinstance(path, io.TextIOBase) or hasattr(path, "readline"):
+        return path  # type: ignore[return-value]
+    if str(path) == "-":
+        import sys
+        return sys.stdin
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            magic = f.read(6)
+    except FileNotFoundError:
+        raise ParseError(f"{p}: no such trace file") from None
+    except IsADirectoryError:
+        raise ParseError(f"{p}: is a directory, not a trace file") from None
+    if magic == _XZ_MAGIC:
+        import lzma
+        return lzma.open(p, "rt", encoding="utf-8", errors="replace")
+    return p.open("r", encoding="utf-8", errors="replace")
+
+
+class TraceLines:
+    """The lines of a trace, for ``with TraceLines(path) as lines: for line in lines``.
+
+    An xz file is decompressed by a background thread, a megabyte at a time, while the caller
+    parses: liblzma releases the GIL, so on a machine with two CPUs decompression costs the
+    replay almost nothing. Plain files and open streams are read directly."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, path: str | os.PathLike | TextIO, *, threaded: bool = True):
+        self._stream = open_trace(path)
+        self._own = self._stream is not path and str(path) != "-"     # never close stdin
+        self._thread = None
+        self._stop = None
+        import lzma
+        raw = getattr(self._stream, "buffer", None)
+        self.threaded = threaded and isinstance(raw, lzma.LZMAFile)
+
+    def __enter__(self) -> TraceLines:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[str]:
+        if not self.threaded:
+            return iter(self._stream)
+        import itertools
+        import queue
+        import threading
+
+        q: queue.Queue = queue.Queue(maxsize=8)
+        self._stop = stop = threading.Event()
+
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def reader() -> None:
+            rest = ""
+            try:
+                while not stop.is_set():
+                    chunk = self._stream.read(self.CHUNK)
+                    if not chunk:
+                        break
+                    lines = (rest + chunk).split("\n")
+                    rest = lines.pop()
+                    if not put(lines):
+                        return
+                if rest:
+                    put([rest])
+            except BaseException as err:       # handed to the reading thread
+                put(err)
+            finally:
+                put(None)
+
+        def chunks() -> Iterator[list[str]]:
+            while True:
+                item = q.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+
+        self._thread = threading.Thread(target=reader, name="kmm-trace-reader", daemon=True)
+        self._thread.start()
+        return itertools.chain.from_iterable(chunks())
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._own:
+            self._stream.close()
+
+
+def _int(s: str) -> int:
+    """A number as TP_printk prints it: decimal, or hex with 0x."""
+    return int(s, 0) if s[:2] == "0x" else int(s)
+
+
+def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Iterator[tuple]:
+    """The kmem events of a trace as tuples ``(code, timestamp, cpu, task_pid, *fields)``
+    (:data:`RECORD_FIELDS`), counting everything into ``stats``.
+
+    The hot path splits a line once at whitespace and reads the tokens by position (a trace
+    holds hundreds of thousands of lines, so every operation per line shows): ``TASK-PID``,
+    ``[CPU]``, ``FLAGS``, ``TIMESTAMP:``, ``EVENT:``, then the fields. Tokens that repeat
+    (``order=0``, ``name=filp``, ``gfp_flags=GFP_KERNEL``, sizes) are converted once and then
+    looked up. A line laid out differently — a task name with a space, no flags column,
+    another kernel's fields or event names, a module symbol in ``call_site`` — is re-read by
+    name (:func:`_careful_record`), and a line that still does not fit is counted as
+    malformed. Nothing here raises for bad input."""
+    if stats is None:
+        stats = TraceStats()
+    by_code = [0] * len(KMEM_EVENTS)            # fast-path events, by record code
+    careful: dict[str, int] = {}                # the others, by name as printed
+    codes = _FAST_CODES
+    cpus: dict[str, int] = {}
+    tc: dict[str, object] = {}                  # token → value, for tokens that repeat
+    tc_get = tc.get
+    null_page = "page=" + NULL_PTR
+    lineno = 0
+    first = last = None
+    try:
+        for line in lines:
+            lineno += 1
+            t = line.split()
+            try:
+                # An event token in the fifth place and "[CPU]" in the second: the default
+                # layout (the timestamp is checked by float() below).
+                code = codes.get(t[4])
+                if code is None or t[1][0] != "[":
+                    raise IndexError
+                cpu = cpus.get(t[1])
+                if cpu is None:
+                    cpu = cpus[t[1]] = int(t[1][1:-1])
+                ts = float(t[3][:-1])
+                n = len(t)
+                # Linux 6.18's TP_printk() layouts, the most frequent first.
+                if code == 8 and n == 13 and t[7][:5] == "name=":         # kmem_cache_alloc
+                    name, req, size, gfp = tc_get(t[7]), tc_get(t[8]), tc_get(t[9]), \
+                        tc_get(t[10])
+                    if name is None:
+                        name = tc[t[7]] = t[7][5:]
+                    if req is None:
+                        req = tc[t[8]] = int(t[8][10:])
+                    if size is None:
+                        size = tc[t[9]] = int(t[9][12:])
+                    if gfp is None:
+                        gfp = tc[t[10]] = t[10][10:]
+                    rec = (8, ts, cpu, t[0], t[6][4:], req, size, gfp, name, t[5][10:])
+                elif code == 0 and n == 10 and t[9][:10] == "gfp_flags=":  # mm_page_alloc
+                    p = t[6]
+                    order, mt, gfp = tc_get(t[7]), tc_get(t[8]), tc_get(t[9])
+                    if order is None:
+                        order = tc[t[7]] = int(t[7][6:])
+                    if mt is None:
+                        mt = tc[t[8]] = int(t[8][12:])
+                    if gfp is None:
+                        gfp = tc[t[9]] = t[9][10:]
+                    rec = (0, ts, cpu, t[0],
+                           -1 if t[5] == null_page else
+                           int(p[6:], 16) if p[4:6] == "0x" else int(p[4:]), order, mt, gfp)
+                elif code == 3 and n == 10 and t[9][:14] == "percpu_refill=":
+                    p = t[6]
+                    order, mt, refill = tc_get(t[7]), tc_get(t[8]), tc_get(t[9])
+                    if order is None:
+                        order = tc[t[7]] = int(t[7][6:])
+                    if mt is None:
+                        mt = tc[t[8]] = int(t[8][12:])
+                    if refill is None:
+                        refill = tc[t[9]] = int(t[9][14:])
+                    rec = (3, ts, cpu, t[0], int(p[6:], 16) if p[4:6] == "0x" else int(p[4:]),
+                           order, mt, refill)
+                elif code == 1 and n == 8 and t[6][:4] == "pfn=":          # mm_page_free
+                    p = t[6]
+                    order = tc_get(t[7])
+                    if order is None:
+                        order = tc[t[7]] = int(t[7][6:])
+                    rec = (1, ts, cpu, t[0], int(p[6:], 16) if p[4:6] == "0x" else int(p[4:]),
+                           order)
+                elif code == 9 and n == 8 and t[7][:5] == "name=":         # kmem_cache_free
+                    name = tc_get(t[7])
+                    if name is None:
+                        name = tc[t[7]] = t[7][5:]
+                    rec = (9, ts, cpu, t[0], t[6][4:], name, t[5][10:])
+                elif code == 2 and n >= 8 and t[6][:4] == "pfn=":          # free_batched
+                    p = t[6]
+                    rec = (2, ts, cpu, t[0], int(p[6:], 16) if p[4:6] == "0x" else int(p[4:]))
+                elif code == 7 and n == 7 and t[6][:4] == "ptr=":          # kfree
+                    rec = (7, ts, cpu, t[0], t[6][4:], t[5][10:])
+                elif code == 4 and n == 9 and t[6][:4] == "pfn=":          # pcpu_drain
+                    p = t[6]
+                    rec = (4, ts, cpu, t[0], int(p[6:], 16) if p[4:6] == "0x" else int(p[4:]),
+                           int(t[7][6:]), int(t[8][12:]))
+                elif code == 6 and n == 12 and t[9][:10] == "gfp_flags=":  # kmalloc
+                    req, size, gfp = tc_get(t[7]), tc_get(t[8]), tc_get(t[9])
+                    if req is None:
+                        req = tc[t[7]] = int(t[7][10:])
+                    if size is None:
+                        size = tc[t[8]] = int(t[8][12:])
+                    if gfp is None:
+                        gfp = tc[t[9]] = t[9][10:]
+                    rec = (6, ts, cpu, t[0], t[6][4:], req, size, gfp, t[5][10:])
+                else:
+                    raise IndexError
+                by_code[code] += 1
+            except (IndexError, ValueError):
+                if line[:1] == "#" or not t:
+                    _odd_line(line, lineno, stats)
+                    continue
+                try:
+                    ev, ts, rec = _careful_record(line)
+                except (IndexError, KeyError, ValueError, ParseError):
+                    _odd_line(line, lineno, stats)
+                    continue
+                if rec is None:
+                    stats.unknown[ev] += 1
+                careful[ev] = careful.get(ev, 0) + 1
+            if first is None:
+                first = ts
+            last = ts
+            if rec is not None:
+                yield rec
+    finally:
+        # Written back once, also when the consumer stops early.
+        stats.events.update({_CODE_NAMES[c]: n for c, n in enumerate(by_code) if n})
+        stats.events.update(careful)
+        if stats.first_ts is None:
+            stats.first_ts = first
+        if last is not None:
+            stats.last_ts = last
+        stats.lines += lineno
+
+
+# Event tokens the fast path reads (with their colon); the pre-6.1 *_node aliases go the
+# careful way, so that the fast path can count by record code.
+_FAST_CODES = {name + ":": code for name, code in CODES.items() if name not in ALIASES}
+_CODE_NAMES = {code: name for name, code in CODES.items() if name not in ALIASES}
+
+
+def _careful_record(line: str) -> tuple[str, float, tuple | None]:
+    """(event, timestamp, record or None for a non-kmem event) of a line the fast path could
+    not read; raises ParseError (or KeyError/ValueError) when it is not an event line."""
+    head, sep, rest = line.partition(": ")
+    ev, sep2, fields = rest.partition(": ")
+    if not sep or not sep2:
+        ev, sep2, fields = rest.rstrip("\n").partition(":")
+    if not sep or not sep2 or not ev.isidentifier():
+        raise ParseError("not an event line")
+    task, pid, cpu, _, ts = _split_head(head)
+    code = CODES.get(ev)
+    if code is None:
+        return ev, ts, None
+    return ev, ts, _slow_record(code, ts, cpu, f"{task}-{pid}", fields)
+
+
+def _odd_line(line: str, lineno: int, stats: TraceStats) -> None:
+    """A line that is not ``HEAD: EVENT: FIELDS``: a comment, a blank, a lost-events marker,
+    or malformed."""
+    if line[:1] == "#":
+        stats.comment(line)
+        return
+    s = line.strip()
+    if not s:
+        return
+    m = _LOST.match(s)
+    if m:
+        stats.lost_events += int(m[2])
+        return
+    stats.bad_line(lineno, line)
+
+
+def _slow_record(code: int, ts: float, cpu: int, task_pid: str, fields: str) -> tuple:
+    """A kmem event whose fields are not in 6.18's layout: read them by name."""
+    d = parse_fields(fields)
+    if code == PAGE_ALLOC:
+        null = d.get("page") in (NULL_PTR, "(null)")
+        return (0, ts, cpu, task_pid, -1 if null else _int(d["pfn"]), int(d["order"]),
+                int(d["migratetype"]), d["gfp_flags"])
+    if code == PAGE_FREE:
+        return (1, ts, cpu, task_pid, _int(d["pfn"]), int(d["order"]))
+    if code == FREE_BATCHED:
+        return (2, ts, cpu, task_pid, _int(d["pfn"]))
+    if code == ZONE_LOCKED:
+        refill = d.get("percpu_refill", "1" if d["order"] == "0" else "0")
+        return (3, ts, cpu, task_pid, _int(d["pfn"]), int(d["order"]), int(d["migratetype"]),
+                int(refill))
+    if code == PCPU_DRAIN:
+        return (4, ts, cpu, task_pid, _int(d["pfn"]), int(d["order"]), int(d["migratetype"]))
+    if code == EXTFRAG:
+        return (5, ts, cpu, task_pid, _int(d["pfn"]), int(d["alloc_order"]),
+                int(d["fallback_order"]), int(d["alloc_migratetype"]),
+                int(d["fallback_migratetype"]), int(d["change_ownership"]))
+    if code == KMALLOC:
+        return (6, ts, cpu, task_pid, d["ptr"], int(d["bytes_req"]), int(d["bytes_alloc"]),
+                d["gfp_flags"], d["call_site"])
+    if code == KFREE:
+        return (7, ts, cpu, task_pid, d["ptr"], d["call_site"])
+    if code == CACHE_ALLOC:
+        return (8, ts, cpu, task_pid, d["ptr"], int(d["bytes_req"]), int(d["bytes_alloc"]),
+                d["gfp_flags"], d.get("name"), d["call_site"])
+    return (9, ts, cpu, task_pid, d["ptr"], d.get("name"), d["call_site"])
+
+
+def read_trace(path: str | os.PathLike | TextIO) -> tuple[list[tuple], TraceStats]:
+    """Every kmem record of a trace file (plain or xz) and what reading it found."""
+    stats = TraceStats()
+    with TraceLines(path) as lines:
+        records = list(iter_records(lines, stats))
+    return records, stats
+
+
+__all__ = ["ALIASES", "CODES", "KMEM_EVENTS", "RECORD_FIELDS", "TraceEvent", "TraceLines",
+           "TraceStats",
+           "iter_records", "open_trace", "parse_fields", "parse_line", "read_trace"]

@@ -1,0 +1,356 @@
+"""The ftrace kmem parser, the bundled trace, trimming and capturing (kmmlib.trace).
+
+Lines below are copied from the real trace of the snapshot's machine unless a test says it
+builds a variant (another kernel's layout, a damaged line)."""
+
+from __future__ import annotations
+
+import lzma
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from kmmlib.errors import ParseError
+from kmmlib.trace.capture import (
+    CaptureRefused,
+    bundled_trace,
+    capture,
+    check_can_capture,
+    find_tracefs,
+    trim_trace,
+)
+from kmmlib.trace.parse import (
+    KMEM_EVENTS,
+    RECORD_FIELDS,
+    TraceLines,
+    TraceStats,
+    _careful_record,
+    iter_records,
+    parse_fields,
+    parse_line,
+    read_trace,
+)
+
+FULL_TRACE = Path("/work/shared/data/kmem-trace.txt.xz")
+
+REAL = {
+    "kmem_cache_alloc": "         python3-2402    [001] .....  1045.201203: kmem_cache_alloc: "
+    "call_site=getname_flags.part.0+0x24/0x1f0 ptr=0000000091bba0ad name=names_cache "
+    "bytes_req=4096 bytes_alloc=4096 gfp_flags=GFP_KERNEL node=-1 accounted=false",
+    "kmem_cache_free": "         python3-2402    [001] .....  1045.201209: kmem_cache_free: "
+    "call_site=vfs_fstatat+0x71/0xb0 ptr=0000000091bba0ad name=names_cache",
+    "kmalloc": "         python3-2402    [001] .....  1045.201309: kmalloc: "
+    "call_site=__d_alloc+0x170/0x230 ptr=00000000f61bc2e1 bytes_req=70 bytes_alloc=96 "
+    "gfp_flags=GFP_KERNEL_ACCOUNT|__GFP_RECLAIMABLE node=-1 accounted=true",
+    "kfree": "         python3-2402    [001] .....  1045.201313: kfree: "
+    "call_site=ext4_fname_free_filename+0x12/0x40 ptr=0000000000000000",
+    "mm_page_alloc": "         python3-2402    [001] .....  1045.201337: mm_page_alloc: "
+    "page=00000000ec1095df pfn=0x1103b0 order=3 migratetype=1 "
+    "gfp_flags=GFP_HIGHUSER_MOVABLE|__GFP_WRITE|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP",
+    "mm_page_alloc_zone_locked": "         python3-2402    [001] d..3.  1045.201922: "
+    "mm_page_alloc_zone_locked: page=00000000a64ed91f pfn=0x123f5e order=1 migratetype=0 "
+    "percpu_refill=1",
+    "mm_page_alloc_extfrag": "         python3-2402    [001] d..3.  1045.216367: "
+    "mm_page_alloc_extfrag: page=0000000063b2d72d pfn=0x110400 alloc_order=0 "
+    "fallback_order=10 pageblock_order=9 alloc_migratetype=0 fallback_migratetype=1 "
+    "fragmenting=0 change_ownership=1",
+    "mm_page_free": "         python3-2402    [001] .....  1045.345926: mm_page_free: "
+    "page=0000000052f32813 pfn=0x106c15 order=0",
+    "mm_page_free_batched": "         python3-2402    [001] ...2.  1045.345928: "
+    "mm_page_free_batched: page=0000000052f32813 pfn=0x106c15 order=0",
+    "mm_page_pcpu_drain": "       kdamond.0-77      [000] d..3.  1045.877798: mm_page_pcpu_drain: "
+    "page=00000000f1e9a894 pfn=0x123e0f order=0 migratetype=0",
+}
+
+# What each line's record must hold after (code, timestamp, cpu, task_pid).
+EXPECTED = {
+    "kmem_cache_alloc": ("0000000091bba0ad", 4096, 4096, "GFP_KERNEL", "names_cache",
+                         "getname_flags.part.0+0x24/0x1f0"),
+    "kmem_cache_free": ("0000000091bba0ad", "names_cache", "vfs_fstatat+0x71/0xb0"),
+    "kmalloc": ("00000000f61bc2e1", 70, 96, "GFP_KERNEL_ACCOUNT|__GFP_RECLAIMABLE",
+                "__d_alloc+0x170/0x230"),
+    "kfree": ("0000000000000000", "ext4_fname_free_filename+0x12/0x40"),
+    "mm_page_alloc": (0x1103B0, 3, 1,
+                      "GFP_HIGHUSER_MOVABLE|__GFP_WRITE|__GFP_NOWARN|__GFP_NORETRY|__GFP_COMP"),
+    "mm_page_alloc_zone_locked": (0x123F5E, 1, 0, 1),
+    "mm_page_alloc_extfrag": (0x110400, 0, 10, 0, 1, 1),
+    "mm_page_free": (0x106C15, 0),
+    "mm_page_free_batched": (0x106C15,),
+    "mm_page_pcpu_drain": (0x123E0F, 0, 0),
+}
+
+
+def records(lines) -> tuple[list[tuple], TraceStats]:
+    st = TraceStats()
+    return list(iter_records(lines, st)), st
+
+
+# -- one line ---------------------------------------------------------------------------------
+
+def test_parse_line_reads_every_part():
+    ev = parse_line(REAL["mm_page_alloc"])
+    assert (ev.task, ev.pid, ev.cpu, ev.flags, ev.timestamp, ev.event) == (
+        "python3", 2402, 1, ".....", 1045.201337, "mm_page_alloc")
+    assert ev.fields["pfn"] == "0x1103b0" and ev.fields["order"] == "3"
+    drain = parse_line(REAL["mm_page_pcpu_drain"])
+    assert (drain.task, drain.pid, drain.cpu, drain.flags) == ("kdamond.0", 77, 0, "d..3.")
+
+
+@pytest.mark.parametrize("event", KMEM_EVENTS)
+def test_fast_path_reads_each_real_event(event):
+    (rec,), st = records([REAL[event] + "\n"])
+    assert rec[1:4] == (parse_line(REAL[event]).timestamp, parse_line(REAL[event]).cpu,
+                        REAL[event].split()[0])
+    assert rec[4:] == EXPECTED[event]
+    assert len(rec) == 4 + len(RECORD_FIELDS[rec[0]])
+    assert st.events == Counter({event: 1}) and st.malformed == 0
+
+
+def test_fast_path_equals_reading_by_name_on_the_whole_bundled_trace():
+    """Every line the positional fast path reads gives the record that reading the same line
+    field by field gives: the positions are right for every event of the real trace."""
+    with TraceLines(bundled_trace()) as lines:
+        text = [line for line in lines if line and not line.startswith("#")]
+    fast, st = records(text)
+    assert len(fast) == len(text) == 60000 and st.malformed == 0
+    for line, rec in zip(text, fast, strict=True):
+        ev, ts, careful = _careful_record(line)
+        assert careful == rec, line
+
+
+def test_task_names_with_dashes_spaces_and_other_layouts():
+    """A comm with a dash or a space, no irq-info column, a TGID column: all read."""
+    body = " pfn=0x1103b0 order=0 migratetype=1 gfp_flags=GFP_KERNEL"
+    lines = [
+        "   kworker/u8:0-12      [001] d..1.  5.000001: mm_page_alloc: page=00000000ec1095df"
+        + body,
+        "  Web Content-3141      [000] .....  5.000002: mm_page_alloc: page=00000000ec1095df"
+        + body,
+        "            bash-2355  [001]  5.000003: mm_page_alloc: page=00000000ec1095df" + body,
+        "            bash-2355  (   2355) [001] .....  5.000004: mm_page_alloc: "
+        "page=00000000ec1095df" + body,
+    ]
+    recs, st = records(lines)
+    assert st.malformed == 0
+    assert [r[3] for r in recs] == ["kworker/u8:0-12", "Web Content-3141", "bash-2355",
+                                    "bash-2355"]
+    assert [r[2] for r in recs] == [1, 0, 1, 1]
+    assert [r[1] for r in recs] == [5.000001, 5.000002, 5.000003, 5.000004]
+    assert parse_line(lines[1]).task == "Web Content"
+    assert parse_line(lines[2]).flags == ""
+
+
+def test_older_kernels_layouts():
+    """Decimal pfns (before 5.x), kmalloc_node/kmem_cache_alloc_node (before 6.1), no cache
+    name on kmem_cache_alloc/free, cold= on mm_page_free_batched, a module's call_site."""
+    lines = [
+        "  bash-1 [000] .... 1.0: mm_page_alloc: page=ffffea0004f3a200 pfn=1299080 order=0 "
+        "migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE",
+        "  bash-1 [000] .... 1.1: kmalloc_node: call_site=ffffffff8139b5c8 ptr=ffff88003a1f2000 "
+        "bytes_req=640 bytes_alloc=1024 gfp_flags=GFP_KERNEL node=-1",
+        "  bash-1 [000] .... 1.2: kmem_cache_alloc_node: call_site=ffffffff8139b5c8 "
+        "ptr=ffff88003a1f3000 bytes_req=184 bytes_alloc=192 gfp_flags=GFP_KERNEL node=0",
+        "  bash-1 [000] .... 1.3: kmem_cache_free: call_site=ffffffff8139b5c8 "
+        "ptr=ffff88003a1f3000",
+        "  bash-1 [000] .... 1.4: mm_page_free_batched: page=ffffea0004f3a200 pfn=1299080 "
+        "order=0 cold=0",
+        "  bash-1 [000] .... 1.5: kmalloc: call_site=nf_ct_ext_add+0x54/0x1c0 [nf_conntrack] "
+        "ptr=00000000f61bc2e1 bytes_req=70 bytes_alloc=96 gfp_flags=GFP_ATOMIC node=-1 "
+        "accounted=false",
+    ]
+    recs, st = records(lines)
+    assert st.malformed == 0
+    assert recs[0][4] == 1299080
+    assert recs[1][:1] == (6,) and recs[1][5:7] == (640, 1024)
+    assert recs[2][0] == 8 and recs[2][8] is None           # no name printed
+    assert recs[3] == (9, 1.3, 0, "bash-1", "ffff88003a1f3000", None, "ffffffff8139b5c8")
+    assert recs[4][4] == 1299080
+    assert recs[5][8] == "nf_ct_ext_add+0x54/0x1c0 [nf_conntrack]"
+    assert st.events["kmalloc_node"] == 1 and st.events["kmem_cache_alloc_node"] == 1
+    assert parse_fields("call_site=f+0x1/0x2 [mod] ptr=00") == {"call_site": "f+0x1/0x2 [mod]",
+                                                                 "ptr": "00"}
+
+
+def test_unknown_events_and_malformed_lines_are_counted_never_fatal():
+    lines = [
+        "# tracer: nop\n",
+        "# entries-in-buffer/entries-written: 9/12   #P:4\n",
+        REAL["mm_page_free"] + "\n",
+        "  bash-1 [000] .... 2.0: sched_switch: prev_comm=bash prev_pid=1 ==> next_comm=x\n",
+        "CPU:1 [LOST 3 EVENTS]\n",
+        "this is not a trace line\n",
+        "\n",
+        REAL["mm_page_free"][:-10] + "\n",                   # cut short: order= is missing
+        "  bash-1 [000] .... 2.1: mm_page_free: page=00 pfn=0xzz order=0\n",   # bad number
+        "  bash-1 [0x0] .... 2.2: mm_page_free: page=00 pfn=0x10 order=0\n",   # bad cpu
+        REAL["kfree"] + "\n",
+    ]
+    recs, st = records(lines)
+    assert [r[0] for r in recs] == [1, 7]
+    assert st.events == Counter({"mm_page_free": 1, "sched_switch": 1, "kfree": 1})
+    assert st.unknown == Counter({"sched_switch": 1})
+    assert st.malformed == 4
+    assert [no for no, _ in st.malformed_examples] == [6, 8, 9, 10]
+    assert st.lost_events == 3
+    assert st.header == {"entries_in_buffer": 9, "entries_written": 12, "nr_cpus": 4,
+                         "tracer": "nop"}
+    assert st.overwritten == 3
+    assert st.first_ts == 1045.345926 and st.last_ts == 1045.201313
+    with pytest.raises(ParseError):
+        parse_line("this is not a trace line")
+    assert parse_line("# tracer: nop") is None and parse_line("CPU:0 [LOST 1 EVENTS]") is None
+
+
+def test_stopping_early_still_counts_what_was_read():
+    lines = [REAL["mm_page_free"]] * 5
+    st = TraceStats()
+    it = iter_records(lines, st)
+    next(it)
+    next(it)
+    it.close()
+    assert st.events["mm_page_free"] == 2 and st.lines == 2
+
+
+# -- whole files -----------------------------------------------------------------------------
+
+def plain_count(text: str) -> Counter:
+    """Count events the simple way: the word before ': ' that follows the timestamp."""
+    return Counter(re.findall(r"^\s*\S.*\s\d+\.\d+: (\w+): ", text, re.M))
+
+
+def test_bundled_trace_counts_equal_a_plain_count_of_the_file():
+    text = lzma.open(bundled_trace(), "rt").read()
+    _, st = read_trace(bundled_trace())
+    plain = plain_count(text)
+    assert st.events == plain
+    assert sum(plain.values()) == 60000 == st.header["entries_in_buffer"]
+    assert set(plain) == set(KMEM_EVENTS)           # the window holds all ten event types
+    assert st.malformed == 0 and st.unknown == Counter()
+    assert st.first_ts == 1045.201203 and st.last_ts == 1045.976367
+    assert st.notes and "60000 events" in st.notes[0]
+    assert bundled_trace().stat().st_size < 400_000
+
+
+@pytest.mark.skipif(not FULL_TRACE.exists(), reason="the full trace is only in ../shared")
+@pytest.mark.slow
+def test_full_trace_counts_equal_a_plain_count():
+    _, st = read_trace(FULL_TRACE)
+    assert st.events == plain_count(lzma.open(FULL_TRACE, "rt").read())
+    assert st.nr_events == 442442 and st.malformed == 0
+
+
+def test_xz_is_recognised_by_content_and_plain_text_reads_the_same(tmp_path):
+    text = lzma.open(bundled_trace(), "rt").read()
+    head = "".join(text.splitlines(True)[:3000])
+    plain = tmp_path / "trace.txt"
+    plain.write_text(head)
+    disguised = tmp_path / "trace.dat"                 # xz without the .xz name
+    disguised.write_bytes(lzma.compress(head.encode()))
+    a, sa = read_trace(plain)
+    b, sb = read_trace(disguised)
+    with TraceLines(disguised, threaded=False) as lines:
+        c = list(iter_records(lines))
+    assert a == b == c and len(a) > 2900 and sa.events == sb.events
+    with pytest.raises(ParseError, match="no such trace"):
+        read_trace(tmp_path / "missing.txt")
+    with pytest.raises(ParseError, match="directory"):
+        read_trace(tmp_path)
+
+
+def test_threaded_reader_stops_cleanly_when_the_consumer_stops():
+    with TraceLines(bundled_trace()) as lines:
+        it = iter(lines)
+        first = [next(it) for _ in range(20)]
+    assert first[0].startswith("# tracer")
+
+
+# -- trimming and capturing -------------------------------------------------------------------
+
+def test_trim_rewrites_the_header_and_keeps_lines_byte_for_byte(tmp_path):
+    out = tmp_path / "small.txt"
+    n = trim_trace(bundled_trace(), out, start=1045.5, events=1000)
+    text = out.read_text()
+    src = lzma.open(bundled_trace(), "rt").read()
+    body = [ln for ln in text.splitlines(True) if not ln.startswith("#")]
+    assert n == len(body) == 1000
+    assert "".join(body) in src
+    assert float(body[0].split(": ")[0].split()[-1]) >= 1045.5
+    assert "# entries-in-buffer/entries-written: 1000/1000   #P:2\n" in text
+    _, st = read_trace(out)
+    assert st.nr_events == 1000 and "1000 events" in st.notes[0]
+
+
+@pytest.mark.skipif(not FULL_TRACE.exists(), reason="the full trace is only in ../shared")
+def test_bundled_trace_is_the_documented_trim_of_the_full_trace(tmp_path):
+    out = tmp_path / "again.txt"
+    trim_trace(FULL_TRACE, out, start=1045.2, events=60000)
+    assert out.read_text() == lzma.open(bundled_trace(), "rt").read()
+
+
+def test_capture_refuses_politely_without_root_or_tracefs(tmp_path):
+    with pytest.raises(CaptureRefused, match="needs root"):
+        check_can_capture(tmp_path, euid=1000)
+    with pytest.raises(CaptureRefused, match="no tracefs"):
+        check_can_capture(None, euid=0)
+    assert find_tracefs([str(tmp_path)]) is None
+    with pytest.raises(CaptureRefused, match="seconds"):
+        capture(tmp_path / "x.txt", seconds=600, tracefs=tmp_path, euid=0)
+    r = subprocess.run([sys.executable, "-m", "kmmlib.trace.capture", "--tracefs",
+                        str(tmp_path), "-o", str(tmp_path / "t.txt"), "--seconds", "1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "capture:" in r.stderr and "Traceback" not in r.stderr
+
+
+def fake_tracefs(root: Path) -> Path:
+    """A directory shaped like tracefs: events/kmem/<event>/enable and instances/."""
+    for ev in KMEM_EVENTS:
+        d = root / "events" / "kmem" / ev
+        d.mkdir(parents=True)
+        (d / "enable").write_text("0")
+    (root / "instances").mkdir()
+    return root
+
+
+def test_capture_flow_on_a_fake_tracefs(tmp_path):
+    """Instance made, events enabled while recording, trace copied (xz), everything undone.
+    The 'kernel' here is a command that writes the trace file while capture waits for it."""
+    root = fake_tracefs(tmp_path / "tracefs")
+    assert find_tracefs([str(root)]) == root
+    seen = tmp_path / "seen.txt"
+    writer = (
+        "import pathlib,sys\n"
+        "inst = next(pathlib.Path(sys.argv[1]).iterdir())\n"
+        "on = [e.parent.name for e in inst.glob('events/kmem/*/enable')"
+        " if e.read_text() == '1']\n"
+        "pathlib.Path(sys.argv[2]).write_text(' '.join(sorted(on)) + ' '"
+        " + (inst / 'tracing_on').read_text())\n"
+        "(inst / 'trace').write_text(sys.argv[3])\n")
+    trace = "# tracer: nop\n" + "\n".join(REAL[e] for e in KMEM_EVENTS) + "\n"
+
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *a, **kw):                      # tracefs populates a new instance
+        real_mkdir(self, *a, **kw)
+        if self.parent == root / "instances":
+            for ev in KMEM_EVENTS:
+                d = self / "events" / "kmem" / ev
+                real_mkdir(d, parents=True)
+                (d / "enable").write_text("0")
+
+    out = tmp_path / "captured.txt.xz"
+    mp = pytest.MonkeyPatch()
+    mp.setattr(Path, "mkdir", mkdir)
+    try:
+        info = capture(out, seconds=20, buffer_kb=1024, tracefs=root, euid=0,
+                       command=[sys.executable, "-c", writer, str(root / "instances"),
+                                str(seen), trace], log=lambda *_: None)
+    finally:
+        mp.undo()
+    assert seen.read_text() == " ".join(sorted(KMEM_EVENTS)) + " 1"
+    assert list((root / "instances").iterdir()) == []          # instance removed
+    assert info["events"] == 10 and info["overwritten"] == 0
+    assert lzma.open(out, "rt").read() == trace
