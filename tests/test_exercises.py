@@ -19,7 +19,8 @@ SOLUTIONS = sorted((EXERCISES / "solutions").glob("*.ipynb"))
 
 def code_cell(src: str) -> dict:
     return {"cell_type": "code", "source": src, "outputs": [{"output_type": "stream"}],
-            "execution_count": 3, "metadata": {}}
+            "execution_count": 3,
+            "metadata": {"execution": {"iopub.execute_input": "2026-11-25T21:45:54Z"}}}
 
 
 # -- the generator ------------------------------------------------------------------------
@@ -52,7 +53,8 @@ def test_student_notebook_clears_outputs_and_leaves_the_solution_alone():
     stu = student_notebook(sol)
     assert json.dumps(sol) == before
     assert "return 1" not in stu["cells"][0]["source"]
-    assert all(c["outputs"] == [] and c["execution_count"] is None for c in stu["cells"])
+    assert all(c["outputs"] == [] and c["execution_count"] is None and c["metadata"] == {}
+               for c in stu["cells"])
     assert is_check_cell(stu["cells"][1]) and not is_check_cell(stu["cells"][0])
     with pytest.raises(ParseError, match="nothing for a student to do"):
         student_notebook({"cells": [code_cell("x = 1")]})

@@ -72,6 +72,9 @@ def student_notebook(solution: dict, name: str = "notebook") -> dict:
         if cell.get("cell_type") == "code":
             cell["outputs"] = []
             cell["execution_count"] = None
+        # Timings of the solution's last run are not the student's business (and would make
+        # every re-execution rewrite every student notebook).
+        cell.get("metadata", {}).pop("execution", None)
     if solutions == 0:
         raise ParseError(f"{name}: no '{BEGIN}' block, so there is nothing for a student to do")
     return nb
