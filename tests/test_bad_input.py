@@ -67,3 +67,51 @@ def test_the_readme_table_lists_every_case():
 def test_absurd_machine_sizes(size):
     with pytest.raises(BadRequest):
         Machine.one_zone(size)
+
+
+# -- not errors: what the course tolerates and reports instead -------------------------------
+def test_malformed_trace_lines_are_counted_never_fatal(tmp_path, capsys):
+    import json
+
+    trace = tmp_path / "trace.txt"
+    trace.write_text(
+        "hello world\n"
+        "  bash-2355 [001] ..... 1042.955483: mm_page_alloc: page=00000000bbca4c06 "
+        "pfn=0x11e558 order=0 migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE\n"
+        "  x-1 [000] ..... 1043.0: mm_page_alloc: pfn=zz order=q\n"
+        "  y-2 [000] ..... 1043.5: sched_switch: prev_comm=y\n")
+    assert main(["replay", str(trace), "--no-progress", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["events"] == {"mm_page_alloc": 1, "sched_switch": 1}
+    assert report["report"]["trace"]["malformed"] == 2
+    assert report["report"]["trace"]["unknown"] == {"sched_switch": 1}
+
+
+def test_widget_inputs_out_of_range_get_a_message_not_a_traceback():
+    from kmmlib.widgets.layout import LayoutExplorer
+    from kmmlib.widgets.page_inspector import PageInspector
+
+    inspector = PageInspector()
+    inspector.flags_text.value = "lru|bogus"
+    assert "unknown page flag 'bogus'" in inspector.flags_text_view()
+    explorer = LayoutExplorer()
+    before = explorer.current()
+    ram = explorer.ram.value
+    explorer.ram.value = "-5G"
+    assert "cannot read '-5G' as a size" in explorer.text
+    explorer.ram.value = ram
+    explorer.address.value = "not-an-address"
+    assert "address 'not-an-address'" in explorer.text
+    assert explorer.current() == before  # nothing changed for good
+
+
+def test_stepper_cannot_be_sent_outside_its_script():
+    from kmmlib.mm.freelist import FreeListAllocator
+    from kmmlib.stepper import Stepper
+
+    st = Stepper(lambda: FreeListAllocator(4), [("kalloc",), ("kfree", 9)])
+    st.run()
+    assert "not one of this machine's 0..3" in st.narration()  # refused, state intact
+    assert st.model.render().startswith("frames  [...#]")
+    with pytest.raises(BadRequest, match="outside 0..2"):
+        st.goto(5)

@@ -168,10 +168,11 @@ class TraceStats:
 
     @property
     def duration(self) -> float:
-        """Seconds of trace clock between the first and the last event."""
+        """Seconds of trace clock between the first and the last event (ftrace writes events
+        in time order; a file whose last event is older than its first counts as 0 s)."""
         if self.first_ts is None or self.last_ts is None:
             return 0.0
-        return self.last_ts - self.first_ts
+        return max(0.0, self.last_ts - self.first_ts)
 
     @property
     def overwritten(self) -> int:
