@@ -139,7 +139,13 @@ class BuddyWidget(W.VBox):
     def _update_choices(self) -> None:
         blocks = [(f"pfn {p} (order {o})", (p, o))
                   for p, o, s in self.stepper.model.blocks() if s == "allocated"]
+        previous = self.block.value
         self.block.options = blocks
+        # Keep the learner's choice when it is still allocated, else offer the first block,
+        # so "free" always has something to free when it is enabled.
+        choices = [v for _, v in blocks]
+        if choices:
+            self.block.value = previous if previous in choices else choices[0]
         self.free_button.disabled = not blocks
 
     def _picture(self, stepper: Stepper) -> str:

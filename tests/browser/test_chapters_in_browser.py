@@ -59,28 +59,55 @@ def widget_text(button) -> str:
     return box.locator("pre").last.inner_text()
 
 
+# The buttons that make a widget do something (its step/alloc buttons), across the chapters.
+ACTIONS = ("step ▶", "alloc", "allocate", "access", "+100 requests", "next fallback", "free")
+OUTPUT = "xpath=ancestor::div[contains(@class, 'jp-OutputArea-output')][1]"
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_chapter_runs_and_its_widgets_respond(browser, lab, artifacts, notebook):
     page, problems = open_and_run(browser, lab, notebook)
     try:
         assert page.evaluate(ERRORS) == []
         assert page.get_by_text("Error displaying widget").count() == 0
-        steps = page.get_by_role("button", name="step ▶")
-        for i in range(steps.count()):
-            button = steps.nth(i)
-            if button.is_disabled():
-                continue
-            button.scroll_into_view_if_needed()
-            before = widget_text(button)
-            button.click()
-            page.wait_for_function(
-                "([b, t]) => { const box = b.closest('.widget-vbox');"
-                " const pres = box.querySelectorAll('pre');"
-                " return pres[pres.length - 1].innerText !== t; }",
-                arg=[button.element_handle(), before], timeout=10_000)
-            if i == 0:
-                box = button.locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][1]")
-                box.screenshot(path=str(artifacts / f"{notebook.stem}.png"))
+        widgets = page.locator(".jp-OutputArea-output .widget-vbox")
+        if widgets.count():
+            first = widgets.first
+            first.scroll_into_view_if_needed()
+            first.locator(OUTPUT).screenshot(path=str(artifacts / f"{notebook.stem}.png"))
+        clicked = []
+        for name in ACTIONS:
+            buttons = page.get_by_role("button", name=name, exact=True)
+            for i in range(buttons.count()):
+                button = buttons.nth(i)
+                if not button.is_visible() or button.is_disabled():
+                    continue
+                button.scroll_into_view_if_needed()
+                area = button.locator(OUTPUT)
+                before = area.inner_text()
+                button.click()
+                # What the widget shows must change: its narration, its lists, its picture text.
+                try:
+                    page.wait_for_function("([a, t]) => a.innerText !== t",
+                                           arg=[area.element_handle(), before], timeout=15_000)
+                except Exception:
+                    pytest.fail(f"{notebook.name}: clicking '{name}' (#{i}) changed nothing:\n"
+                                f"{before[:800]}")
+                clicked.append(name)
+                break
+        if widgets.count() and not clicked:
+            # A widget driven by a number (the page inspector's pfn): step it by one.
+            box = page.locator(".jp-OutputArea-output .widget-vbox input[type=number]").first
+            box.scroll_into_view_if_needed()
+            area = box.locator(OUTPUT)
+            before = area.inner_text()
+            box.fill(str(int(box.input_value()) + 1))
+            box.press("Enter")
+            page.wait_for_function("([a, t]) => a.innerText !== t",
+                                   arg=[area.element_handle(), before], timeout=15_000)
+            clicked.append("number +1")
+        if widgets.count():
+            assert clicked, f"{notebook.name}: no widget input made a visible change"
         assert problems == [], f"browser console errors: {problems}"
     finally:
         page.close()
