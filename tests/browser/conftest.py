@@ -47,6 +47,9 @@ def lab(tmp_path_factory):
         ("@jupyterlab/apputils-extension/notification",
          {"fetchNews": "false", "checkForUpdates": False}),
         ("@jupyterlab/docmanager-extension/plugin", {"autosave": False}),
+        # Render every cell: with windowing, cells far below the viewport have no DOM, so
+        # their widgets could not be found, clicked or checked.
+        ("@jupyterlab/notebook-extension/tracker", {"windowingMode": "none"}),
     ):
         path = settings / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -69,6 +69,7 @@ def test_chapter_runs_and_its_widgets_respond(browser, lab, artifacts, notebook)
     page, problems = open_and_run(browser, lab, notebook)
     try:
         assert page.evaluate(ERRORS) == []
+        page.wait_for_timeout(1000)  # let the last widget views render
         assert page.get_by_text("Error displaying widget").count() == 0
         widgets = page.locator(".jp-OutputArea-output .widget-vbox")
         if widgets.count():
@@ -96,16 +97,23 @@ def test_chapter_runs_and_its_widgets_respond(browser, lab, artifacts, notebook)
                 clicked.append(name)
                 break
         if widgets.count() and not clicked:
-            # A widget driven by a number (the page inspector's pfn): step it by one.
-            box = page.locator(".jp-OutputArea-output .widget-vbox input[type=number]").first
-            box.scroll_into_view_if_needed()
-            area = box.locator(OUTPUT)
+            # A widget driven by a number (the page inspector's pfn) or a choice (the layout
+            # explorer's architecture): change it and require the view to follow.
+            number = page.locator(".jp-OutputArea-output .widget-vbox input[type=number]")
+            choice = page.locator(".jp-OutputArea-output .widget-vbox select")
+            target = number.first if number.count() else choice.first
+            target.scroll_into_view_if_needed()
+            area = target.locator(OUTPUT)
             before = area.inner_text()
-            box.fill(str(int(box.input_value()) + 1))
-            box.press("Enter")
+            if number.count():
+                target.fill(str(int(target.input_value()) + 1))
+                target.press("Enter")
+            else:
+                k = target.evaluate("e => e.selectedIndex")
+                target.select_option(index=1 if k == 0 else 0)
             page.wait_for_function("([a, t]) => a.innerText !== t",
                                    arg=[area.element_handle(), before], timeout=15_000)
-            clicked.append("number +1")
+            clicked.append("input changed")
         if widgets.count():
             assert clicked, f"{notebook.name}: no widget input made a visible change"
         assert problems == [], f"browser console errors: {problems}"
