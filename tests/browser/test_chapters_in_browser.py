@@ -54,6 +54,20 @@ def open_and_run(browser, lab, notebook: Path):
     return page, problems
 
 
+def shutdown_kernels(lab) -> None:
+    """End every session the page started, so each test starts from fresh kernels and the
+    server is not left running nine chapters' kernels at once."""
+    import urllib.request
+
+    base, token = lab
+    with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=10) as r:
+        sessions = json.loads(r.read())
+    for s in sessions:
+        req = urllib.request.Request(f"{base}/api/sessions/{s['id']}?token={token}",
+                                     method="DELETE")
+        urllib.request.urlopen(req, timeout=30).close()
+
+
 def widget_text(button) -> str:
     box = button.locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][1]")
     return box.locator("pre").last.inner_text()
@@ -71,7 +85,7 @@ def test_chapter_runs_and_its_widgets_respond(browser, lab, artifacts, notebook)
         assert page.evaluate(ERRORS) == []
         page.wait_for_timeout(1000)  # let the last widget views render
         assert page.get_by_text("Error displaying widget").count() == 0
-        widgets = page.locator(".jp-OutputArea-output .widget-vbox")
+        widgets = page.locator(".jp-OutputArea-output .widget-vbox:visible")
         if widgets.count():
             first = widgets.first
             first.scroll_into_view_if_needed()
@@ -119,6 +133,7 @@ def test_chapter_runs_and_its_widgets_respond(browser, lab, artifacts, notebook)
         assert problems == [], f"browser console errors: {problems}"
     finally:
         page.close()
+        shutdown_kernels(lab)
 
 
 def test_welcome_widget_shows_what_the_simulator_says(browser, lab):
@@ -150,3 +165,4 @@ def test_welcome_widget_shows_what_the_simulator_says(browser, lab):
         assert problems == []
     finally:
         page.close()
+        shutdown_kernels(lab)
