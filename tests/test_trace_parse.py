@@ -144,6 +144,34 @@ def test_task_names_with_dashes_spaces_and_other_layouts():
     assert parse_line(lines[2]).flags == ""
 
 
+def test_timestamps_of_a_burst_and_of_lines_read_by_name():
+    """The fast path converts a timestamp once for a burst of events that share it; a line
+    read the careful way in between (a task name with a space) does not leave its own."""
+    body = ": mm_page_free: page=00000000deadbeef pfn=0x10 order=0"
+    lines = ["          bash-1    [000] .....  1.000001" + body,
+             "          bash-1    [000] .....  1.000001" + body,
+             "       my task-5    [000] .....  2.000002" + body,
+             "          bash-1    [000] .....  1.000001" + body,
+             "          bash-1    [001] .....  3.000003" + body]
+    recs, st = records(lines)
+    assert [r[1] for r in recs] == [1.000001, 1.000001, 2.000002, 1.000001, 3.000003]
+    assert [r[3] for r in recs] == ["bash-1", "bash-1", "my task-5", "bash-1", "bash-1"]
+    assert [r[2] for r in recs] == [0, 0, 0, 0, 1]
+
+
+def test_a_field_with_another_key_is_read_by_name():
+    """The fast path's tables check each token's key: fields in another order (another
+    kernel's layout) are read by name, not by place."""
+    lines = ["            bash-1    [000] .....  1.000001: mm_page_alloc: page=00000000deadbeef "
+             "pfn=0x10 migratetype=1 order=2 gfp_flags=GFP_KERNEL",
+             "            bash-1    [000] .....  1.000002: kmem_cache_alloc: call_site=f+0x1/0x2 "
+             "ptr=00000000cafe gfp_flags=GFP_KERNEL bytes_req=184 bytes_alloc=192 name=filp "
+             "node=-1 accounted=true"]
+    (page, obj), st = records(lines)
+    assert page[4:] == (0x10, 2, 1, "GFP_KERNEL") and st.malformed == 0
+    assert obj[4:] == ("00000000cafe", 184, 192, "GFP_KERNEL", "filp", "f+0x1/0x2")
+
+
 def test_older_kernels_layouts():
     """Decimal pfns (before 5.x), kmalloc_node/kmem_cache_alloc_node (before 6.1), no cache
     name on kmem_cache_alloc/free, cold= on mm_page_free_batched, a module's call_site."""

@@ -199,6 +199,24 @@ class TraceStats:
                 self.header.update(entries_in_buffer=int(m[1]), entries_written=int(m[2]),
                                    nr_cpus=int(m[3]))
 
+    def merge(self, other: TraceStats) -> None:
+        """Add what reading more of a trace found (``other``), as if this reader had read
+        it: counts add up, examples fill up to five, the first timestamp stays, the last is
+        the other's."""
+        self.events.update(other.events)
+        self.unknown.update(other.unknown)
+        self.malformed += other.malformed
+        room = MAX_EXAMPLES - len(self.malformed_examples)
+        self.malformed_examples.extend(other.malformed_examples[:max(room, 0)])
+        self.lost_events += other.lost_events
+        self.lines += other.lines
+        if self.first_ts is None:
+            self.first_ts = other.first_ts
+        if other.last_ts is not None:
+            self.last_ts = other.last_ts
+        self.header.update(other.header)
+        self.notes.extend(other.notes)
+
     def as_dict(self) -> dict:
         return {"lines": self.lines, "events": dict(self.events), "unknown": dict(self.unknown),
                 "malformed": self.malformed,
@@ -319,114 +337,109 @@ def _int(s: str) -> int:
     return int(s, 0) if s[:2] == "0x" else int(s)
 
 
+class _Field(dict):
+    """Token → value for one field, e.g. ``"order=3"`` → 3: each distinct token of a trace is
+    converted once, then looked up (a trace repeats the same few orders, types, sizes, names
+    and GFP strings hundreds of thousands of times). A token without the expected ``key=``
+    raises KeyError, which sends its line the careful way. ``limit`` bounds a field whose
+    values do not repeat much (pfns)."""
+
+    def __init__(self, key: str, conv=str, limit: int = 0):
+        super().__init__()
+        self.key, self.n, self.conv, self.limit = key, len(key), conv, limit
+
+    def __missing__(self, token: str):
+        if token[:self.n] != self.key:
+            raise KeyError(token)
+        if self.limit and len(self) >= self.limit:
+            self.clear()
+        value = self[token] = self.conv(token[self.n:])
+        return value
+
+
+class _Cpus(dict):
+    """``"[001]"`` → 1; any other token raises KeyError (not the default layout)."""
+
+    def __missing__(self, token: str) -> int:
+        if token[:1] != "[" or token[-1:] != "]":
+            raise KeyError(token)
+        value = self[token] = int(token[1:-1])
+        return value
+
+
+def _pfn(text: str) -> int:
+    """``pfn=`` as TP_printk prints it: hex with 0x since 5.x, decimal before."""
+    return int(text[2:], 16) if text[:2] == "0x" else int(text)
+
+
 def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Iterator[tuple]:
     """The kmem events of a trace as tuples ``(code, timestamp, cpu, task_pid, *fields)``
     (:data:`RECORD_FIELDS`), counting everything into ``stats``.
 
     The hot path splits a line once at whitespace and reads the tokens by position (a trace
     holds hundreds of thousands of lines, so every operation per line shows): ``TASK-PID``,
-    ``[CPU]``, ``FLAGS``, ``TIMESTAMP:``, ``EVENT:``, then the fields. Tokens that repeat
-    (``order=0``, ``name=filp``, ``gfp_flags=GFP_KERNEL``, sizes) are converted once and then
-    looked up. A line laid out differently — a task name with a space, no flags column,
-    another kernel's fields or event names, a module symbol in ``call_site`` — is re-read by
-    name (:func:`_careful_record`), and a line that still does not fit is counted as
-    malformed. Nothing here raises for bad input."""
+    ``[CPU]``, ``FLAGS``, ``TIMESTAMP:``, ``EVENT:``, then the fields, each looked up in a
+    :class:`_Field` table that converts a token the first time it is seen and checks its
+    ``key=``. The events are tested most frequent first. A line laid out differently — a task
+    name with a space, no flags column, another kernel's fields or event names, a module
+    symbol in ``call_site`` — is re-read by name (:func:`_careful_record`), and a line that
+    still does not fit is counted as malformed. Nothing here raises for bad input."""
     if stats is None:
         stats = TraceStats()
     by_code = [0] * len(KMEM_EVENTS)            # fast-path events, by record code
     careful: dict[str, int] = {}                # the others, by name as printed
     codes = _FAST_CODES
-    cpus: dict[str, int] = {}
-    tc: dict[str, object] = {}                  # token → value, for tokens that repeat
-    tc_get = tc.get
+    cpus = _Cpus()
+    order, mtype, gfp_flags = _Field("order=", int), _Field("migratetype=", int), \
+        _Field("gfp_flags=")
+    name_, bytes_req, bytes_alloc = _Field("name="), _Field("bytes_req=", int), \
+        _Field("bytes_alloc=", int)
+    refill, pfn_ = _Field("percpu_refill=", int), _Field("pfn=", _pfn, limit=1 << 20)
     null_page = "page=" + NULL_PTR
     lineno = 0
     first = last = None
+    ts_token, ts = "", 0.0                      # events come in bursts of one timestamp
     try:
         for line in lines:
             lineno += 1
             t = line.split()
             try:
-                # An event token in the fifth place and "[CPU]" in the second: the default
+                # The event token in the fifth place and "[CPU]" in the second: the default
                 # layout (the timestamp is checked by float() below).
-                code = codes.get(t[4])
-                if code is None or t[1][0] != "[":
-                    raise IndexError
-                cpu = cpus.get(t[1])
-                if cpu is None:
-                    cpu = cpus[t[1]] = int(t[1][1:-1])
-                ts = float(t[3][:-1])
+                code = codes[t[4]]
+                cpu = cpus[t[1]]
+                if t[3] != ts_token:
+                    ts = float(t[3][:-1])
+                    ts_token = t[3]
                 n = len(t)
-                # Linux 6.18's TP_printk() layouts, the most frequent first.
-                if code == 8 and n == 13 and t[7][:5] == "name=":         # kmem_cache_alloc
-                    name, req, size, gfp = tc_get(t[7]), tc_get(t[8]), tc_get(t[9]), \
-                        tc_get(t[10])
-                    if name is None:
-                        name = tc[t[7]] = t[7][5:]
-                    if req is None:
-                        req = tc[t[8]] = int(t[8][10:])
-                    if size is None:
-                        size = tc[t[9]] = int(t[9][12:])
-                    if gfp is None:
-                        gfp = tc[t[10]] = t[10][10:]
-                    rec = (8, ts, cpu, t[0], t[6][4:], req, size, gfp, name, t[5][10:])
-                elif code == 0 and n == 10 and t[9][:10] == "gfp_flags=":  # mm_page_alloc
-                    p = t[6]
-                    order, mt, gfp = tc_get(t[7]), tc_get(t[8]), tc_get(t[9])
-                    if order is None:
-                        order = tc[t[7]] = int(t[7][6:])
-                    if mt is None:
-                        mt = tc[t[8]] = int(t[8][12:])
-                    if gfp is None:
-                        gfp = tc[t[9]] = t[9][10:]
-                    rec = (0, ts, cpu, t[0],
-                           -1 if t[5] == null_page else
-                           int(p[6:], 16) if p[4:6] == "0x" else int(p[4:]), order, mt, gfp)
-                elif code == 3 and n == 10 and t[9][:14] == "percpu_refill=":
-                    p = t[6]
-                    order, mt, refill = tc_get(t[7]), tc_get(t[8]), tc_get(t[9])
-                    if order is None:
-                        order = tc[t[7]] = int(t[7][6:])
-                    if mt is None:
-                        mt = tc[t[8]] = int(t[8][12:])
-                    if refill is None:
-                        refill = tc[t[9]] = int(t[9][14:])
-                    rec = (3, ts, cpu, t[0], int(p[6:], 16) if p[4:6] == "0x" else int(p[4:]),
-                           order, mt, refill)
-                elif code == 1 and n == 8 and t[6][:4] == "pfn=":          # mm_page_free
-                    p = t[6]
-                    order = tc_get(t[7])
-                    if order is None:
-                        order = tc[t[7]] = int(t[7][6:])
-                    rec = (1, ts, cpu, t[0], int(p[6:], 16) if p[4:6] == "0x" else int(p[4:]),
-                           order)
-                elif code == 9 and n == 8 and t[7][:5] == "name=":         # kmem_cache_free
-                    name = tc_get(t[7])
-                    if name is None:
-                        name = tc[t[7]] = t[7][5:]
-                    rec = (9, ts, cpu, t[0], t[6][4:], name, t[5][10:])
-                elif code == 2 and n >= 8 and t[6][:4] == "pfn=":          # free_batched
-                    p = t[6]
-                    rec = (2, ts, cpu, t[0], int(p[6:], 16) if p[4:6] == "0x" else int(p[4:]))
-                elif code == 7 and n == 7 and t[6][:4] == "ptr=":          # kfree
+                # Linux 6.18's TP_printk() layouts.
+                if code == 0 and n == 10:                                   # mm_page_alloc
+                    rec = (0, ts, cpu, t[0], -1 if t[5] == null_page else pfn_[t[6]],
+                           order[t[7]], mtype[t[8]], gfp_flags[t[9]])
+                elif code == 8 and n == 13:                                 # kmem_cache_alloc
+                    rec = (8, ts, cpu, t[0], t[6][4:], bytes_req[t[8]], bytes_alloc[t[9]],
+                           gfp_flags[t[10]], name_[t[7]], t[5][10:])
+                elif code == 3 and n == 10:                         # mm_page_alloc_zone_locked
+                    rec = (3, ts, cpu, t[0], pfn_[t[6]], order[t[7]], mtype[t[8]],
+                           refill[t[9]])
+                elif code == 1 and n == 8:                                  # mm_page_free
+                    rec = (1, ts, cpu, t[0], pfn_[t[6]], order[t[7]])
+                elif code == 9 and n == 8:                                  # kmem_cache_free
+                    rec = (9, ts, cpu, t[0], t[6][4:], name_[t[7]], t[5][10:])
+                elif code == 2 and n >= 8:                                  # free_batched
+                    rec = (2, ts, cpu, t[0], pfn_[t[6]])
+                elif code == 7 and n == 7 and t[6][:4] == "ptr=":           # kfree
                     rec = (7, ts, cpu, t[0], t[6][4:], t[5][10:])
-                elif code == 4 and n == 9 and t[6][:4] == "pfn=":          # pcpu_drain
-                    p = t[6]
-                    rec = (4, ts, cpu, t[0], int(p[6:], 16) if p[4:6] == "0x" else int(p[4:]),
-                           int(t[7][6:]), int(t[8][12:]))
-                elif code == 6 and n == 12 and t[9][:10] == "gfp_flags=":  # kmalloc
-                    req, size, gfp = tc_get(t[7]), tc_get(t[8]), tc_get(t[9])
-                    if req is None:
-                        req = tc[t[7]] = int(t[7][10:])
-                    if size is None:
-                        size = tc[t[8]] = int(t[8][12:])
-                    if gfp is None:
-                        gfp = tc[t[9]] = t[9][10:]
-                    rec = (6, ts, cpu, t[0], t[6][4:], req, size, gfp, t[5][10:])
+                elif code == 4 and n == 9:                                  # mm_page_pcpu_drain
+                    rec = (4, ts, cpu, t[0], pfn_[t[6]], order[t[7]], mtype[t[8]])
+                elif code == 6 and n == 12:                                 # kmalloc
+                    rec = (6, ts, cpu, t[0], t[6][4:], bytes_req[t[7]], bytes_alloc[t[8]],
+                           gfp_flags[t[9]], t[5][10:])
                 else:
                     raise IndexError
                 by_code[code] += 1
-            except (IndexError, ValueError):
+            except (IndexError, KeyError, ValueError):
+                ts_token = ""
                 if line[:1] == "#" or not t:
                     _odd_line(line, lineno, stats)
                     continue

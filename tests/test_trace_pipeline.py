@@ -1,0 +1,160 @@
+"""Reading a trace in a child process (kmmlib.trace.pipeline): the same records, stats and
+replay as reading it in this one, errors raised here, no process left behind."""
+
+from __future__ import annotations
+
+import json
+import lzma
+import multiprocessing
+import os
+import sys
+
+import pytest
+
+from kmmlib.errors import ParseError
+from kmmlib.trace import pipeline
+from kmmlib.trace.capture import bundled_trace
+from kmmlib.trace.parse import TraceStats, read_trace
+from kmmlib.trace.replay import Replay
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="the child is forked: Linux only")
+
+
+def line(ts: float, event: str, fields: str, cpu: int = 0, task: str = "bash-1") -> str:
+    return f"{task:>16} [{cpu:03d}] .....  {ts:.6f}: {event}: {fields}\n"
+
+
+def messy_trace() -> str:
+    """Every kind of line iter_records() tells apart, spread over several batches."""
+    out = ["# tracer: nop\n", "# entries-in-buffer/entries-written: 40/45   #P:2\n",
+           "# kmm-course: made by a test\n"]
+    for i in range(30):
+        ts = 1.0 + i / 1000
+        out.append(line(ts, "mm_page_alloc", f"page=00000000deadbeef pfn={0x110000 + i:#x} "
+                        "order=0 migratetype=1 gfp_flags=GFP_KERNEL", cpu=i % 2))
+        if i % 7 == 3:
+            out.append(f"garbage line {i}\n")
+        if i % 11 == 5:
+            out.append(line(ts, "sched_switch", "prev_comm=a next_comm=b"))
+        if i % 4 == 1:
+            out.append(line(ts, "kmalloc", f"call_site=f+0x1/0x2 ptr=00000000000000{i:02x} "
+                            "bytes_req=60 bytes_alloc=64 gfp_flags=GFP_KERNEL node=-1 "
+                            "accounted=false"))
+    out.append("CPU:1 [LOST 5 EVENTS]\n")
+    out.append(line(2.0, "mm_page_free", "page=00000000deadbeef pfn=0x110003 order=0"))
+    return "".join(out)
+
+
+def from_child(path, **kw) -> tuple[list, TraceStats]:
+    st = TraceStats()
+    return list(pipeline.records_from_child(path, st, **kw)), st
+
+
+def test_the_child_reads_what_this_process_reads(tmp_path, monkeypatch):
+    """Records, their order, and every stat (malformed lines with their line numbers,
+    unknown events, lost events, the header and our notes), over many small batches."""
+    monkeypatch.setattr(pipeline, "BATCH", 4)             # inherited by the forked child
+    path = tmp_path / "messy.txt"
+    path.write_text(messy_trace())
+    records, stats = from_child(path)
+    want_records, want_stats = read_trace(path)
+    assert records == want_records and len(records) > 4 * 8
+    assert stats == want_stats
+    assert stats.malformed == 4 and stats.malformed_examples[0] == (9, "garbage line 3")
+    assert stats.lost_events == 5 and stats.header["entries_written"] == 45
+    assert stats.notes == ["made by a test"] and dict(stats.unknown) == {"sched_switch": 3}
+
+
+def test_an_xz_trace_and_a_replay_give_the_same_report_either_way():
+    """The bundled real trace replayed with the child reading it and without: the same
+    report, timeline and stats, to the last field."""
+    a = Replay().run(bundled_trace(), parallel=True)
+    b = Replay().run(bundled_trace(), parallel=False)
+    assert a.parallel and not b.parallel
+    assert json.dumps(a.report(), sort_keys=True) == json.dumps(b.report(), sort_keys=True)
+    assert a.timeline == b.timeline and a.stats == b.stats
+    assert a.stats.nr_events == 60000
+    assert a.speed()["read_in_child"] is True
+
+
+def test_the_header_arrives_with_the_first_batch(tmp_path, monkeypatch):
+    """A progress bar learns the trace's size before the end (kmm replay's total)."""
+    monkeypatch.setattr(pipeline, "BATCH", 2)
+    path = tmp_path / "t.txt"
+    path.write_text(messy_trace())
+    st = TraceStats()
+    it = pipeline.records_from_child(path, st)
+    next(it)
+    assert st.header["entries_in_buffer"] == 40 and st.lines == 0   # the rest comes at the end
+    it.close()
+
+
+def test_a_missing_file_fails_before_any_process_starts(tmp_path):
+    with pytest.raises(ParseError, match="no such trace file"):
+        from_child(tmp_path / "nope.txt")
+    assert multiprocessing.active_children() == []
+
+
+def test_the_childs_error_is_raised_here(tmp_path):
+    """A corrupt xz file: the same exception as when reading in this process."""
+    bad = tmp_path / "bad.txt.xz"
+    good = lzma.compress(messy_trace().encode() * 50)
+    bad.write_bytes(good[:len(good) // 2] + b"\0" * 64 + good[len(good) // 2 + 64:])
+    with pytest.raises(lzma.LZMAError) as here:
+        read_trace(bad)
+    with pytest.raises(lzma.LZMAError) as there:
+        from_child(bad)
+    assert str(there.value) == str(here.value)
+    assert multiprocessing.active_children() == []
+
+
+def test_stopping_early_ends_the_child(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "BATCH", 2)
+    path = tmp_path / "t.txt"
+    path.write_text(messy_trace() * 20)
+    it = pipeline.records_from_child(path, TraceStats())
+    assert next(it)[0] == 0
+    assert len(multiprocessing.active_children()) == 1
+    it.close()
+    assert multiprocessing.active_children() == []
+
+
+def test_a_child_that_dies_is_an_error_that_says_so(tmp_path, monkeypatch):
+    def die(lines, conn):
+        os._exit(3)
+
+    monkeypatch.setattr(pipeline, "_child", die)
+    path = tmp_path / "t.txt"
+    path.write_text(messy_trace())
+    with pytest.raises(ParseError, match="ended with exit code 3"):
+        from_child(path)
+
+
+def test_when_a_child_is_used(tmp_path):
+    small = tmp_path / "small.txt"
+    small.write_text(messy_trace())
+    assert not pipeline.can_fork(small)                        # not worth a process
+    assert not pipeline.can_fork("-") and not pipeline.can_fork(tmp_path / "nope")
+    assert not pipeline.can_fork(open(small))                  # noqa: SIM115 — a stream
+    big = tmp_path / "big.txt"
+    big.write_text(messy_trace() * 40)
+    assert big.stat().st_size >= pipeline.MIN_BYTES
+    assert pipeline.can_fork(big) == (len(os.sched_getaffinity(0)) >= 2)
+
+
+def test_merging_stats_is_reading_on():
+    """TraceStats.merge: what a second reader found adds to the first's."""
+    lines = messy_trace().splitlines(keepends=True)
+    from kmmlib.trace.parse import iter_records
+
+    whole, first, second = TraceStats(), TraceStats(), TraceStats()
+    list(iter_records(lines, whole))
+    list(iter_records(lines[:40], first))
+    list(iter_records(lines[40:], second))
+    first.merge(second)
+    assert first.events == whole.events and first.unknown == whole.unknown
+    assert (first.malformed, first.lost_events, first.lines) == \
+        (whole.malformed, whole.lost_events, whole.lines)
+    assert (first.first_ts, first.last_ts, first.header, first.notes) == \
+        (whole.first_ts, whole.last_ts, whole.header, whole.notes)
