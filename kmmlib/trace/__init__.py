@@ -3,6 +3,8 @@
 - :mod:`kmmlib.trace.parse` — the ftrace text of the ``kmem`` tracepoints
   (``include/trace/events/kmem.h``), plain or xz: :func:`parse_line` for one line,
   :func:`iter_records` for whole traces (fast), unknown events and bad lines counted;
+- :mod:`kmmlib.trace.pipeline` — the same records, read and parsed by a child process while
+  this one replays them (two CPUs);
 - :mod:`kmmlib.trace.replay` — :class:`Replay`: every page and slab event made again on a
   simulated machine sized like the traced one, and a report of where simulator and kernel
   differ; ``kmm replay`` prints it;
