@@ -23,7 +23,7 @@ from kmmlib.errors import KmmError
 SNAPSHOT_DIR = Path(__file__).resolve().parent.parent / "data" / "snapshot"
 ENV_VAR = "KMMLIB_PROC_ROOT"
 SYSCTLS = ("min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
-           "overcommit_memory", "overcommit_ratio", "overcommit_kbytes")
+           "overcommit_memory", "overcommit_ratio", "overcommit_kbytes", "stat_interval")
 
 
 class ProcFileMissing(KmmError, FileNotFoundError):
