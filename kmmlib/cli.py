@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # `kmm ... | head`
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: stop quietly, as shell tools do (128 + SIGINT)
+        print(f"kmm {args.command}: interrupted", file=sys.stderr)
+        return 130
     for note in args.source.notes():
         print(f"note: {note}", file=sys.stderr)
     return status or 0

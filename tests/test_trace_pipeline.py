@@ -8,6 +8,7 @@ import lzma
 import multiprocessing
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,35 @@ def test_merging_stats_is_reading_on():
         (whole.malformed, whole.lost_events, whole.lines)
     assert (first.first_ts, first.last_ts, first.header, first.notes) == \
         (whole.first_ts, whole.last_ts, whole.header, whole.notes)
+
+
+def test_ctrl_c_during_kmm_replay_stops_both_processes_quietly(python, tmp_path):
+    """SIGINT to the terminal's process group (Ctrl-C): exit status 130, one line, no
+    traceback, and no reader process left behind."""
+    import signal
+    import subprocess
+    import time
+
+    from kmmlib.trace.parse import TraceLines
+
+    with TraceLines(bundled_trace()) as lines:
+        text = "\n".join(lines) + "\n"
+    big = tmp_path / "long-trace.txt"
+    big.write_text(text * 8)                                  # ~480k events, seconds to replay
+    p = subprocess.Popen([python, "-m", "kmmlib", "replay", str(big), "--no-progress"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    time.sleep(1.0)
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert err.strip() == "kmm replay: interrupted" and out == ""
+    time.sleep(0.3)
+    left = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and str(big).encode() in (d / "cmdline").read_bytes():
+                left.append(d.name)
+        except OSError:
+            continue
+    assert left == []

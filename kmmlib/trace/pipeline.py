@@ -25,6 +25,7 @@ import gc
 import marshal
 import os
 import pickle
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,8 @@ def _child(lines: TraceLines, conn) -> None:
     # No cyclic garbage collection here: parsing makes no cycles, and a collection would walk
     # (and so copy) every object this process shares with its parent.
     gc.disable()
+    # Ctrl-C is the parent's to handle: it ends this process when it stops reading.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     stats = TraceStats()
     try:
         batch = []
@@ -77,8 +80,11 @@ def _child(lines: TraceLines, conn) -> None:
         msg = pickle.dumps(end)
     except Exception:                                 # an exception that does not pickle
         msg = pickle.dumps(("error", RuntimeError(f"reading the trace failed: {end[1]!r}")))
-    conn.send_bytes(b"P" + msg)
-    conn.close()
+    try:
+        conn.send_bytes(b"P" + msg)
+        conn.close()
+    except OSError:                                   # the parent stopped listening
+        pass
 
 
 def records_from_child(path, stats: TraceStats) -> Iterator[tuple]:
