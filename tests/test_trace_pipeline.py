@@ -47,9 +47,10 @@ def messy_trace() -> str:
     return "".join(out)
 
 
-def from_child(path, **kw) -> tuple[list, TraceStats]:
+def from_child(path) -> tuple[list, TraceStats]:
     st = TraceStats()
-    return list(pipeline.records_from_child(path, st, **kw)), st
+    with pipeline.ChildRecords(path, st) as records:
+        return list(records), st
 
 
 def test_the_child_reads_what_this_process_reads(tmp_path, monkeypatch):
@@ -85,10 +86,9 @@ def test_the_header_arrives_with_the_first_batch(tmp_path, monkeypatch):
     path = tmp_path / "t.txt"
     path.write_text(messy_trace())
     st = TraceStats()
-    it = pipeline.records_from_child(path, st)
-    next(it)
-    assert st.header["entries_in_buffer"] == 40 and st.lines == 0   # the rest comes at the end
-    it.close()
+    with pipeline.ChildRecords(path, st) as records:
+        next(iter(records))
+        assert st.header["entries_in_buffer"] == 40 and st.lines == 0  # the rest at the end
 
 
 def test_a_missing_file_fails_before_any_process_starts(tmp_path):
@@ -114,10 +114,10 @@ def test_stopping_early_ends_the_child(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "BATCH", 2)
     path = tmp_path / "t.txt"
     path.write_text(messy_trace() * 20)
-    it = pipeline.records_from_child(path, TraceStats())
-    assert next(it)[0] == 0
+    records = pipeline.ChildRecords(path, TraceStats())
+    assert next(iter(records))[0] == 0
     assert len(multiprocessing.active_children()) == 1
-    it.close()
+    records.close()
     assert multiprocessing.active_children() == []
 
 
@@ -191,3 +191,16 @@ def test_ctrl_c_during_kmm_replay_stops_both_processes_quietly(python, tmp_path)
         except OSError:
             continue
     assert left == []
+
+
+def test_a_replay_that_fails_midway_ends_the_child():
+    """An exception in the replay (here from the progress callback) ends the reader at once,
+    even while the traceback — which Jupyter keeps — holds on to everything."""
+    def progress(n):
+        if n > 10000:
+            raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here") as info:
+        Replay().run(bundled_trace(), progress, parallel=True)
+    assert info.traceback is not None                       # the frames are still alive
+    assert multiprocessing.active_children() == []

@@ -3,7 +3,7 @@
 Reading a trace costs about as much as replaying it: xz decompression, then splitting and
 converting every line (:func:`~kmmlib.trace.parse.iter_records`). On a machine with two CPUs
 the two can overlap, as a pipe between two programs would (``xzcat trace.xz | parse |
-replay``): :func:`records_from_child` forks a child that reads and parses, and sends the
+replay``): :class:`ChildRecords` forks a child that reads and parses, and sends the
 records back in batches of :data:`BATCH` through a pipe, while the caller replays the batch
 before. The records, their order and the :class:`~kmmlib.trace.parse.TraceStats` are exactly
 those of reading in this process — only the wall-clock time differs.
@@ -28,6 +28,7 @@ import pickle
 import signal
 import sys
 from collections.abc import Iterator
+from itertools import chain, islice
 from pathlib import Path
 
 from kmmlib.errors import ParseError
@@ -59,18 +60,10 @@ def _child(lines: TraceLines, conn) -> None:
     # Ctrl-C is the parent's to handle: it ends this process when it stops reading.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stats = TraceStats()
+    records = iter_records(lines, stats)
     try:
-        batch = []
-        header_sent = False
-        for rec in iter_records(lines, stats):
-            batch.append(rec)
-            if len(batch) == BATCH:
-                # The header arrives with the first batch, for a progress bar's total.
-                conn.send_bytes(b"B" + marshal.dumps((batch, None if header_sent
-                                                       else stats.header)))
-                header_sent = True
-                batch = []
-        if batch:
+        while batch := list(islice(records, BATCH)):
+            # The header (read by then) travels with every batch: a progress bar's total.
             conn.send_bytes(b"B" + marshal.dumps((batch, stats.header)))
         lines.close()
         end = ("done", stats)
@@ -87,14 +80,41 @@ def _child(lines: TraceLines, conn) -> None:
         pass
 
 
-def records_from_child(path, stats: TraceStats) -> Iterator[tuple]:
+class ChildRecords:
     """The records of ``path``, as :func:`~kmmlib.trace.parse.iter_records` yields them,
-    read and parsed by a child process; ``stats`` gets what reading found (the header with
-    the first batch, the rest at the end). Opening the file happens here, so a missing file
-    raises before any process starts. Stopping early ends the child."""
+    read and parsed by a child process: ``with ChildRecords(path, stats) as records: for rec
+    in records``. ``stats`` gets what reading found (the header with the first batch, the rest
+    at the end). Opening the file happens here, so a missing file raises before any process
+    starts; leaving the ``with`` (or :meth:`close`) ends the child, also when the caller
+    stopped early or failed (a traceback kept by Jupyter would otherwise keep it waiting)."""
+
+    def __init__(self, path, stats: TraceStats):
+        self._batches = _batches_from_child(path, stats)
+        next(self._batches)                 # open the file now
+
+    def __iter__(self) -> Iterator[tuple]:
+        # One batch at a time from the pipe, one record at a time to the caller (at C speed).
+        return chain.from_iterable(self._batches)
+
+    def close(self) -> None:
+        self._batches.close()
+
+    def __enter__(self) -> ChildRecords:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _batches_from_child(path, stats: TraceStats) -> Iterator[list[tuple]]:
     import multiprocessing
 
     lines = TraceLines(path)                # opened here: errors are the caller's at once
+    try:
+        yield []                            # (primed by ChildRecords, so opening is eager)
+    except GeneratorExit:
+        lines.close()
+        raise
     ctx = multiprocessing.get_context("fork")
     recv_end, send_end = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(lines, send_end), name="kmm-trace-reader",
@@ -117,9 +137,8 @@ def records_from_child(path, stats: TraceStats) -> Iterator[tuple]:
                 stats.merge(value)
                 return
             batch, header = marshal.loads(msg[1:])
-            if header:
-                stats.header.update(header)
-            yield from batch
+            stats.header.update(header)
+            yield batch
     finally:
         recv_end.close()
         if proc.is_alive():
@@ -127,4 +146,4 @@ def records_from_child(path, stats: TraceStats) -> Iterator[tuple]:
         proc.join()
 
 
-__all__ = ["BATCH", "MIN_BYTES", "can_fork", "records_from_child"]
+__all__ = ["BATCH", "MIN_BYTES", "ChildRecords", "can_fork"]

@@ -655,7 +655,8 @@ class Replay:
         cpu = time.process_time()
         self.parallel = bool(parallel)
         if self.parallel:
-            self.feed(pipeline.records_from_child(path, self.stats), progress)
+            with pipeline.ChildRecords(path, self.stats) as records:
+                self.feed(records, progress)
         else:
             with TraceLines(path) as lines:
                 self.feed(iter_records(lines, self.stats), progress)
