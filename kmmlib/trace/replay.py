@@ -38,9 +38,9 @@ Simplifications (one line each):
   ``mm_page_alloc`` events already include the kernel's slab pages (sharing one zone would
   count them twice); caches are created unmerged (``slab_nomerge``), since a trace names each
   cache by its ``s->name``;
-- ``Zone.free`` has no CPU argument, so :class:`ReplayZone` routes each free to the traced
-  CPU's per-cpu list, and counts buddy takes, per-cpu drains and fallbacks as the kernel's
-  tracepoints would (it overrides five methods and calls the originals);
+- each free goes to the traced CPU's per-cpu list (``Zone.free(..., cpu=)``), and
+  :class:`ReplayZone` counts buddy takes, per-cpu drains and fallbacks as the kernel's
+  tracepoints would (it overrides four methods and calls the originals);
 - a trace from a machine with more CPUs than the simulated one folds them onto it
   (``cpu % nr_cpus``);
 - the kernel's ``mm_page_alloc`` is replayed through ``get_page_from_freelist()`` directly
@@ -197,15 +197,14 @@ def machine_setup(machine: str = "x86_64-snapshot", source=None) -> MachineSetup
 
 
 class ReplayZone(Zone):
-    """A :class:`~kmmlib.mm.page_alloc.Zone` that frees on a chosen CPU (``free_cpu``) and
-    counts what the kernel's tracepoints report: blocks taken from the buddy lists
+    """A :class:`~kmmlib.mm.page_alloc.Zone` that counts what the kernel's tracepoints
+    report: blocks taken from the buddy lists
     (``mm_page_alloc_zone_locked``, which ``__rmqueue_smallest()`` fires; its
     ``percpu_refill`` flag is ``pcp_allowed_order(order) && migratetype < MIGRATE_PCPTYPES``),
     pages drained from per-cpu lists (``mm_page_pcpu_drain``) and migrate-type fallbacks
     (``mm_page_alloc_extfrag``, with the tracepoint's fields)."""
 
     def __init__(self, *args, **kwargs):
-        self.free_cpu = 0
         self.buddy_takes = 0            # every successful __rmqueue()
         self.refill_takes = 0           # … of orders and types the per-cpu lists serve
         self.drained_pages = 0
@@ -241,9 +240,6 @@ class ReplayZone(Zone):
         before = pcp.count
         Zone._free_pcppages_bulk(self, pcp, count, pindex, cpu)
         self.drained_pages += before - pcp.count
-
-    def _free_frozen_page_commit(self, cpu: int, pfn: int, mt: int, order: int) -> None:
-        Zone._free_frozen_page_commit(self, self.free_cpu, pfn, mt, order)
 
 
 def _type_pageblocks(zone: Zone, counts: dict[str, int]) -> dict[str, int]:
@@ -557,8 +553,7 @@ class Replay:
                     c["missed_frees"] += 1
                     if old is not None:
                         z, spfn, o = old
-                        z.free_cpu = cpu % nr_cpus
-                        z.free(spfn, o)
+                        z.free(spfn, o, cpu=cpu % nr_cpus)
                         in_use -= 1 << o
                 by_order[order] += 1
                 by_mt[mt] += 1
@@ -603,8 +598,7 @@ class Replay:
                 z, spfn, o = old
                 if o != rec[5]:
                     c["wrong_order_frees"] += 1
-                z.free_cpu = rec[2] % nr_cpus
-                z.free(spfn, o)
+                z.free(spfn, o, cpu=rec[2] % nr_cpus)
                 in_use -= 1 << o
                 frees += 1
             elif code == 3:                                 # mm_page_alloc_zone_locked
