@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kmmlib.errors import BadRequest
-from kmmlib.procfs.meminfo import parse_meminfo
+from kmmlib.procfs.meminfo import parse_meminfo, render_meminfo
 from kmmlib.procfs.source import snapshot
 from kmmlib.procfs.zoneinfo import parse_zoneinfo
 from kmmlib.userspace.free import free_columns
@@ -58,6 +58,7 @@ def test_tmpfs_is_cache_that_free_shows_and_available_does_not(w):
     assert now["buff_cache"] - before["buff_cache"] == kb
     assert now["available"] - before["available"] == -kb
     assert w.changes()["Inactive(anon)"] == kb and "Inactive(file)" not in w.changes()
+    assert w.changes()["Committed_AS"] == kb                # VM_NORESERVE: charged per page
 
 
 def test_reclaimable_slab_is_available_beyond_what_is_assumed_to_stay(w):
@@ -83,6 +84,7 @@ def test_drop_caches_exit_and_rm_give_back_exactly_what_was_taken(w):
     assert w.changes()["Cached"] == 1024 * MIB           # tmpfs stays after drop_caches
     w.apply(("exit",))
     assert w.changes()["Shmem"] == 1024 * MIB and "AnonPages" not in w.changes()
+    assert w.changes()["Committed_AS"] == 1024 * MIB        # the tmpfs file's charge stays
     w.apply(("rm_tmpfs",))
     assert w.changes() == {} and w.mi == w.start
 
@@ -136,7 +138,11 @@ def test_tmpfs_experiment_on_this_machine():
     if not e.ran:
         pytest.skip(e.why)
     assert e.predicted["Shmem"] == 16 * MIB == e.predicted["Cached"] == -e.predicted["MemFree"]
+    assert e.predicted["Committed_AS"] == 16 * MIB
     assert abs(e.measured["Shmem"] - e.predicted["Shmem"]) <= 256, e.table()
+    # Committed_AS moves with other programs too, but never by less than the file's charge
+    # minus what they may have released meanwhile: allow a quarter.
+    assert e.measured["Committed_AS"] >= e.predicted["Committed_AS"] * 3 // 4, e.table()
     assert not [p for p in Path(e.why).iterdir() if p.name.startswith("kmm-course-")]
     assert "predicted" in e.table()
 
@@ -151,3 +157,31 @@ def test_tmpfs_experiment_is_bounded_and_says_why_it_did_not_run(tmp_path):
     if os.path.exists("/proc/meminfo"):
         e = tmpfs_experiment(8, directory=tmp_path / "nope")
         assert not e.ran and "not a writable directory" in e.why
+        real = Path("/proc/self/mounts").read_text()
+        if " / tmpfs " not in real and tmp_path.is_dir():
+            e = tmpfs_experiment(8, directory=tmp_path)          # a disk, not tmpfs
+            assert not e.ran and "not tmpfs" in e.why, e.why
+
+
+def test_tmpfs_experiment_does_not_run_on_a_machine_short_of_memory(monkeypatch):
+    """Where MemFree is near the low watermarks, the model refuses, and so does the
+    experiment (it would add memory pressure): it says so instead of failing."""
+    from kmmlib.procfs import source as S
+    from kmmlib.userspace import workload
+
+    if not os.path.exists("/proc/meminfo") or not os.access("/dev/shm", os.W_OK):
+        pytest.skip("needs a live /proc and /dev/shm")
+    real_read = S.ProcSource.read
+
+    def short(self, name):
+        text = real_read(self, name)
+        if name != "meminfo":
+            return text
+        mi = parse_meminfo(text)
+        mi["MemFree"] = sum(z.low for z in parse_zoneinfo(real_read(self, "zoneinfo"))) * 4 + 1024
+        return render_meminfo(mi)
+
+    monkeypatch.setattr(S.ProcSource, "read", short)
+    e = workload.tmpfs_experiment(8)
+    assert not e.ran and "kswapd would wake" in e.why
+    assert not [p for p in Path("/dev/shm").iterdir() if p.name.startswith("kmm-course-")]

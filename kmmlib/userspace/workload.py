@@ -17,9 +17,11 @@ line by line as the kernel's counters move, and recomputes MemAvailable with
   "available" falls by all of it;
 - ``("tmpfs", MiB)`` — writing files in tmpfs (``/dev/shm``): ``shmem_add_to_page_cache()``
   (mm/shmem.c) adds NR_FILE_PAGES *and* NR_SHMEM — ``Cached`` and ``Shmem`` — but shmem
-  folios are swap-backed, so they go on the **anon** LRU. ``free`` shows them in buff/cache
-  and in "shared"; MemAvailable, which counts only the file LRU, does not: they are cache
-  that cannot be dropped;
+  folios are swap-backed, so they go on the **anon** LRU. A tmpfs file is ``VM_NORESERVE``:
+  each page is charged to ``Committed_AS`` as it is allocated (``shmem_acct_blocks()`` →
+  ``vm_acct_memory()``). ``free`` shows the pages in buff/cache and in "shared";
+  MemAvailable, which counts only the file LRU, does not: they are cache that cannot be
+  dropped;
 - ``("dentries", MiB)`` — walking a big directory tree fills the dentry and inode caches,
   slab caches created with SLAB_RECLAIM_ACCOUNT: ``Slab``, ``SReclaimable`` and
   ``KReclaimable`` grow, and ``si_mem_available()`` counts reclaimable slab as available
@@ -36,6 +38,11 @@ line by line as the kernel's counters move, and recomputes MemAvailable with
 A request that would take MemFree below the sum of the zones' low watermarks is refused, state
 unchanged: there kswapd would wake and start reclaiming (chapter 05), which this model does not
 do. The zones' watermarks and protection come from the same machine's /proc/zoneinfo.
+
+The LRU lists are the classic active/inactive ones. With the multi-generational LRU
+(``CONFIG_LRU_GEN``, on where ``/sys/kernel/mm/lru_gen/enabled`` exists and says so),
+``lru_gen_add_folio()`` files new anonymous and shmem folios in a young generation that
+meminfo counts as ``Active(anon)``; the other lines, ``free`` and MemAvailable are the same.
 """
 
 from __future__ import annotations
@@ -62,7 +69,7 @@ PAGE_KB = 4
 ADDS = {
     "read": ("Cached", "Inactive(file)", "Inactive"),
     "malloc": ("AnonPages", "Inactive(anon)", "Inactive", "Committed_AS"),
-    "tmpfs": ("Cached", "Shmem", "Inactive(anon)", "Inactive"),
+    "tmpfs": ("Cached", "Shmem", "Inactive(anon)", "Inactive", "Committed_AS"),
     "dentries": ("Slab", "SReclaimable", "KReclaimable"),
 }
 WHAT = {
@@ -209,7 +216,7 @@ class MeminfoWorkload:
 # -- the same on your machine -------------------------------------------------------------------
 
 MAX_TMPFS_MIB = 64              # never write more than this to tmpfs
-WATCHED = ("Shmem", "Cached", "MemAvailable", "MemFree")
+WATCHED = ("Shmem", "Cached", "Committed_AS", "MemAvailable", "MemFree")
 
 
 @dataclass
@@ -231,8 +238,8 @@ class TmpfsExperiment:
                 "for vmstat to fold the per-CPU counters, read meminfo, deleted the file (kB):",
                 f"{'line':<14}{'predicted':>12}{'measured':>12}"]
         rows += [f"{k:<14}{self.predicted[k]:>+12d}{self.measured[k]:>+12d}" for k in WATCHED]
-        rows.append("(MemFree and MemAvailable also move with whatever else the machine did "
-                    "meanwhile)")
+        rows.append("(Committed_AS, MemFree and MemAvailable also move with whatever else the "
+                    "machine did meanwhile)")
         return "\n".join(rows)
 
 
@@ -271,8 +278,15 @@ def tmpfs_experiment(mib: int = 32, directory: str | os.PathLike = "/dev/shm",
     except (KmmError, ValueError):
         interval = 1.0
     wait = min(interval, 5.0) * 1.5 + 0.2
+    fstype = _fs_type(d, src)
+    if fstype != "tmpfs":
+        return TmpfsExperiment(mib, False, f"{d} is on {fstype or 'an unknown filesystem'}, "
+                                           "not tmpfs")
     model = MeminfoWorkload(before, zones)
-    model.apply(("tmpfs", mib))
+    try:
+        model.apply(("tmpfs", mib))
+    except BadRequest as err:                 # too little free memory: do not add pressure
+        return TmpfsExperiment(mib, False, str(err))
     predicted = {k: model.mi[k] - model.start[k] for k in WATCHED}
     chunk = b"\x5a" * (1 << 20)              # written, so every page is really allocated
     fd, name = tempfile.mkstemp(prefix="kmm-course-", dir=d)
@@ -288,6 +302,26 @@ def tmpfs_experiment(mib: int = 32, directory: str | os.PathLike = "/dev/shm",
         os.unlink(name)
     measured = {k: after[k] - before[k] for k in WATCHED}
     return TmpfsExperiment(mib, True, str(d), predicted, measured, wait)
+
+
+def _fs_type(directory: Path, src) -> str | None:
+    """The filesystem type of the mount that holds ``directory`` (/proc/self/mounts: the
+    longest mount point that is a prefix of its real path)."""
+    try:
+        mounts = (Path(src.root) / "self" / "mounts").read_text()
+    except OSError:
+        return None
+    real = os.path.realpath(directory)
+    best, fstype = "", None
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = parts[1].replace("\\040", " ")
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, fstype = point, parts[2]
+    return fstype
 
 
 __all__ = ["ADDS", "MAX_TMPFS_MIB", "MeminfoWorkload", "TmpfsExperiment", "tmpfs_experiment"]
