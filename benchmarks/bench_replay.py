@@ -41,7 +41,7 @@ def _end_to_end(path, runs: int = RUNS, parallel: bool | None = None
 def _rows(path, name: str, runs: int) -> list[dict]:
     secs, trace_secs, n, child = _end_to_end(path, runs)
     rate = n / secs
-    how = "read by a child process" if child else "one process (no second CPU)"
+    how = "read by a child process" if child else "read in one process (pipeline.can_fork: no)"
     rows = [{"benchmark": f"trace replay end to end, {name} ({n} events, .xz), {how}, "
                           f"median of {runs}", "value": round(rate), "unit": "events/s",
              "target": f">= {TARGET}", "ok": rate >= TARGET},

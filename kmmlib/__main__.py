@@ -1,7 +1,5 @@
 """``python -m kmmlib`` is the ``kmm`` command."""
 
-import sys
+from kmmlib.cli import console_main
 
-from kmmlib.cli import main
-
-sys.exit(main())
+console_main()

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = 130
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -63,13 +66,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # `kmm ... | head`
         return 0
-    except KeyboardInterrupt:  # Ctrl-C: stop quietly, as shell tools do (128 + SIGINT)
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback (128 + SIGINT)
         print(f"kmm {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     for note in args.source.notes():
         print(f"note: {note}", file=sys.stderr)
     return status or 0
 
 
+def console_main() -> None:
+    """The ``kmm`` program (and ``python -m kmmlib``): :func:`main`, and after a Ctrl-C die by
+    SIGINT, as shell tools do, so that a script or loop that ran ``kmm`` stops too (an exit
+    status of 130 would let it go on)."""
+    status = main()
+    if status == INTERRUPTED:
+        import os
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -172,6 +172,18 @@ def test_a_field_with_another_key_is_read_by_name():
     assert obj[4:] == ("00000000cafe", 184, 192, "GFP_KERNEL", "filp", "f+0x1/0x2")
 
 
+def test_a_failed_allocation_is_pfn_minus_one_however_null_is_printed():
+    """mm_page_alloc of a NULL page: %p prints 0000000000000000 now, (null) before 4.15; the
+    fast path and reading by name both give pfn -1."""
+    body = " pfn=0xffffffffffffffff order=0 migratetype=1 gfp_flags=GFP_KERNEL"
+    lines = ["            bash-1    [000] .....  1.000001: mm_page_alloc: page=0000000000000000"
+             + body,
+             "            bash-1    [000] .....  1.000002: mm_page_alloc: page=(null)" + body]
+    recs, st = records(lines)
+    assert [r[4] for r in recs] == [-1, -1] and st.malformed == 0
+    assert [_careful_record(line)[2] for line in lines] == recs
+
+
 def test_older_kernels_layouts():
     """Decimal pfns (before 5.x), kmalloc_node/kmem_cache_alloc_node (before 6.1), no cache
     name on kmem_cache_alloc/free, cold= on mm_page_free_batched, a module's call_site."""

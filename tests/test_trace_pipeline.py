@@ -47,6 +47,19 @@ def messy_trace() -> str:
     return "".join(out)
 
 
+def children() -> list[int]:
+    """This process's child processes, zombies (not reaped) included."""
+    me, out = os.getpid(), []
+    for d in Path("/proc").iterdir():
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if d.name.isdigit() and ppid == me:
+                out.append(int(d.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
 def from_child(path) -> tuple[list, TraceStats]:
     st = TraceStats()
     with pipeline.ChildRecords(path, st) as records:
@@ -94,20 +107,40 @@ def test_the_header_arrives_with_the_first_batch(tmp_path, monkeypatch):
 def test_a_missing_file_fails_before_any_process_starts(tmp_path):
     with pytest.raises(ParseError, match="no such trace file"):
         from_child(tmp_path / "nope.txt")
-    assert multiprocessing.active_children() == []
+    assert children() == []
 
 
-def test_the_childs_error_is_raised_here(tmp_path):
-    """A corrupt xz file: the same exception as when reading in this process."""
+def read_until_error(records) -> tuple[list, Exception | None]:
+    got = []
+    try:
+        for rec in records:
+            got.append(rec)
+    except Exception as err:                                  # noqa: BLE001 — compared below
+        return got, err
+    return got, None
+
+
+def test_the_childs_error_is_raised_here_after_the_records_before_it(tmp_path, monkeypatch):
+    """A corrupt xz file: every record read before the damage is replayed, then the same
+    exception as when reading in this process, and the stats of what was read."""
+    from kmmlib.trace.parse import TraceLines, iter_records
+
+    monkeypatch.setattr(pipeline, "BATCH", 64)
     bad = tmp_path / "bad.txt.xz"
-    good = lzma.compress(messy_trace().encode() * 50)
-    bad.write_bytes(good[:len(good) // 2] + b"\0" * 64 + good[len(good) // 2 + 64:])
-    with pytest.raises(lzma.LZMAError) as here:
-        read_trace(bad)
-    with pytest.raises(lzma.LZMAError) as there:
-        from_child(bad)
-    assert str(there.value) == str(here.value)
-    assert multiprocessing.active_children() == []
+    good = lzma.compress(messy_trace().encode() * 4000, preset=0)     # ~10 MB of text
+    cut = len(good) * 2 // 3
+    bad.write_bytes(good[:cut] + b"\0" * 64 + good[cut + 64:])
+    here_stats = TraceStats()
+    with TraceLines(bad) as lines:                  # as Replay.run(parallel=False) reads
+        here, here_err = read_until_error(iter_records(lines, here_stats))
+    there_stats = TraceStats()
+    with pipeline.ChildRecords(bad, there_stats) as records:
+        there, there_err = read_until_error(records)
+    assert isinstance(here_err, lzma.LZMAError) and type(there_err) is type(here_err)
+    assert str(there_err) == str(here_err)
+    assert there == here and len(here) > 64 * 4
+    assert there_stats.nr_events == here_stats.nr_events > 0
+    assert children() == []
 
 
 def test_stopping_early_ends_the_child(tmp_path, monkeypatch):
@@ -116,13 +149,13 @@ def test_stopping_early_ends_the_child(tmp_path, monkeypatch):
     path.write_text(messy_trace() * 20)
     records = pipeline.ChildRecords(path, TraceStats())
     assert next(iter(records))[0] == 0
-    assert len(multiprocessing.active_children()) == 1
+    assert len(children()) == 1
     records.close()
-    assert multiprocessing.active_children() == []
+    assert children() == []
 
 
 def test_a_child_that_dies_is_an_error_that_says_so(tmp_path, monkeypatch):
-    def die(lines, conn):
+    def die(*args):
         os._exit(3)
 
     monkeypatch.setattr(pipeline, "_child", die)
@@ -162,8 +195,8 @@ def test_merging_stats_is_reading_on():
 
 
 def test_ctrl_c_during_kmm_replay_stops_both_processes_quietly(python, tmp_path):
-    """SIGINT to the terminal's process group (Ctrl-C): exit status 130, one line, no
-    traceback, and no reader process left behind."""
+    """SIGINT to the terminal's process group (Ctrl-C): one line, no traceback, death by
+    SIGINT (so a shell loop running kmm stops too), and no reader process left behind."""
     import signal
     import subprocess
     import time
@@ -180,7 +213,7 @@ def test_ctrl_c_during_kmm_replay_stops_both_processes_quietly(python, tmp_path)
     time.sleep(1.0)
     os.killpg(p.pid, signal.SIGINT)
     out, err = p.communicate(timeout=60)
-    assert p.returncode == 130, err
+    assert p.returncode == -signal.SIGINT, err
     assert err.strip() == "kmm replay: interrupted" and out == ""
     time.sleep(0.3)
     left = []
@@ -203,4 +236,90 @@ def test_a_replay_that_fails_midway_ends_the_child():
     with pytest.raises(RuntimeError, match="stop here") as info:
         Replay().run(bundled_trace(), progress, parallel=True)
     assert info.traceback is not None                       # the frames are still alive
-    assert multiprocessing.active_children() == []
+    assert children() == []
+
+
+def test_stats_after_stopping_early_count_at_least_what_was_replayed():
+    """Stopped early, the child's stats come back too: they count what it had read (at least
+    what was replayed, a few batches more at most), as reading here counts what it read."""
+    def progress(n):
+        if n > 20000:
+            raise RuntimeError("enough")
+
+    for parallel in (False, True):
+        rp = Replay()
+        with pytest.raises(RuntimeError):
+            rp.run(bundled_trace(), progress, parallel=parallel)
+        st = rp.stats
+        assert 20000 < st.nr_events <= 20000 + 8 * pipeline.BATCH, (parallel, st.nr_events)
+        assert st.lines >= st.nr_events and st.first_ts is not None
+    assert children() == []
+
+
+def test_a_machine_that_cannot_fork_now_reads_in_one_process(monkeypatch):
+    """fork() failing (EAGAIN, ENOMEM): by default the replay reads in this process, with the
+    same result; asked for a child, it raises the OSError, with no pipe left open."""
+    import errno
+
+    want = Replay().run(bundled_trace(), parallel=False).report()
+
+    def no_fork():
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    rp = Replay().run(bundled_trace())
+    assert rp.parallel is False and rp.report() == want
+    fds = sorted(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError, match="temporarily unavailable"):
+        Replay().run(bundled_trace(), parallel=True)
+    assert sorted(os.listdir("/proc/self/fd")) == fds
+
+
+def _replay_in_a_pool_worker(parallel):
+    rp = Replay().run(bundled_trace(), parallel=parallel)
+    return rp.parallel, rp.stats.nr_events, multiprocessing.current_process().daemon
+
+
+def test_a_pool_worker_can_read_in_a_child_too():
+    """A multiprocessing pool's workers are daemonic (multiprocessing will not let them start
+    processes of its own); the reader is a plain fork, so they can use it."""
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        assert pool.apply(_replay_in_a_pool_worker, (None,)) == (True, 60000, True)
+
+
+def test_a_child_whose_parent_is_killed_ends_too(python, tmp_path):
+    """SIGKILL to a replaying process (the OOM killer, a crashed kernel): its reader does
+    not wait forever on the pipe."""
+    import signal
+    import subprocess
+    import time
+
+    from kmmlib.trace.parse import TraceLines
+
+    with TraceLines(bundled_trace()) as lines:
+        text = "\n".join(lines) + "\n"
+    big = tmp_path / "orphan-trace.txt"
+    big.write_text(text * 8)
+    code = ("import sys; from kmmlib.trace.replay import Replay; "
+            "Replay().run(sys.argv[1], parallel=True)")
+    p = subprocess.Popen([python, "-c", code, str(big)])
+    time.sleep(1.0)
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+
+    def left() -> list[str]:
+        out = []
+        for d in Path("/proc").iterdir():
+            try:
+                if d.name.isdigit() and str(big).encode() in (d / "cmdline").read_bytes():
+                    out.append(d.name)
+            except OSError:
+                continue
+        return out
+
+    for _ in range(50):
+        if not left():
+            break
+        time.sleep(0.1)
+    assert left() == []

@@ -200,9 +200,9 @@ class TraceStats:
                                    nr_cpus=int(m[3]))
 
     def merge(self, other: TraceStats) -> None:
-        """Add what reading more of a trace found (``other``), as if this reader had read
-        it: counts add up, examples fill up to five, the first timestamp stays, the last is
-        the other's."""
+        """Add what reading more of a trace found (``other``): counts add up, malformed-line
+        examples fill up to five (with the line numbers the other reader gave them), the
+        first timestamp stays, the last is the other's."""
         self.events.update(other.events)
         self.unknown.update(other.unknown)
         self.malformed += other.malformed
@@ -378,12 +378,15 @@ def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Itera
 
     The hot path splits a line once at whitespace and reads the tokens by position (a trace
     holds hundreds of thousands of lines, so every operation per line shows): ``TASK-PID``,
-    ``[CPU]``, ``FLAGS``, ``TIMESTAMP:``, ``EVENT:``, then the fields, each looked up in a
+    ``[CPU]``, ``FLAGS``, ``TIMESTAMP:``, ``EVENT:``, then the fields. The numbers and
+    names (pfn, order, migratetype, sizes, GFP flags, cache name) are looked up in a
     :class:`_Field` table that converts a token the first time it is seen and checks its
-    ``key=``. The events are tested most frequent first. A line laid out differently — a task
-    name with a space, no flags column, another kernel's fields or event names, a module
-    symbol in ``call_site`` — is re-read by name (:func:`_careful_record`), and a line that
-    still does not fit is counted as malformed. Nothing here raises for bad input."""
+    ``key=``; pointers and call sites are taken by place (their layout is checked through
+    their neighbours). The events are tested most frequent first. A line laid out
+    differently — a task name with a space, no flags column, another kernel's fields or event
+    names, a module symbol in ``call_site`` — is re-read by name (:func:`_careful_record`),
+    and a line that still does not fit is counted as malformed. Nothing here raises for bad
+    input."""
     if stats is None:
         stats = TraceStats()
     by_code = [0] * len(KMEM_EVENTS)            # fast-path events, by record code
@@ -394,8 +397,10 @@ def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Itera
         _Field("gfp_flags=")
     name_, bytes_req, bytes_alloc = _Field("name="), _Field("bytes_req=", int), \
         _Field("bytes_alloc=", int)
-    refill, pfn_ = _Field("percpu_refill=", int), _Field("pfn=", _pfn, limit=1 << 20)
-    null_page = "page=" + NULL_PTR
+    # A pfn repeats less than the others (alloc, free, alloc again): at most 128k cached, a
+    # dozen MiB, before the table starts afresh.
+    refill, pfn_ = _Field("percpu_refill=", int), _Field("pfn=", _pfn, limit=1 << 17)
+    null_pages = {"page=" + NULL_PTR, "page=(null)"}      # %p of NULL: now, and before 4.15
     lineno = 0
     first = last = None
     ts_token, ts = "", 0.0                      # events come in bursts of one timestamp
@@ -414,7 +419,7 @@ def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Itera
                 n = len(t)
                 # Linux 6.18's TP_printk() layouts.
                 if code == 0 and n == 10:                                   # mm_page_alloc
-                    rec = (0, ts, cpu, t[0], -1 if t[5] == null_page else pfn_[t[6]],
+                    rec = (0, ts, cpu, t[0], -1 if t[5] in null_pages else pfn_[t[6]],
                            order[t[7]], mtype[t[8]], gfp_flags[t[9]])
                 elif code == 8 and n == 13:                                 # kmem_cache_alloc
                     rec = (8, ts, cpu, t[0], t[6][4:], bytes_req[t[8]], bytes_alloc[t[9]],

@@ -6,17 +6,24 @@ the two can overlap, as a pipe between two programs would (``xzcat trace.xz | pa
 replay``): :class:`ChildRecords` forks a child that reads and parses, and sends the
 records back in batches of :data:`BATCH` through a pipe, while the caller replays the batch
 before. The records, their order and the :class:`~kmmlib.trace.parse.TraceStats` are exactly
-those of reading in this process — only the wall-clock time differs.
+those of reading in this process — only the wall-clock time differs. (Stopped early, the
+stats count what the child had read, which may be a few batches past what was replayed.)
 
 How the pieces travel: a batch of records is a list of tuples of ints, floats and strings,
 which :mod:`marshal` writes and reads at about a quarter of a microsecond a record (pickle
 takes twice as long); the pipe's buffer makes the child wait when the replay falls behind,
-so at most a few batches are in flight. The child's stats come last (pickled), its errors
-too: the caller sees the same exception as when reading in one process.
+so at most a few batches are in flight. The child's stats come last (pickled), with its
+error if it had one: the caller replays every record read before the error, then sees the
+same exception as when reading in one process.
 
-:func:`can_fork` says when this is used: a Linux machine (``fork`` is the start method there,
-and cheap: the child shares the parent's memory until it writes) with at least two CPUs
-available to this process.
+The child is a plain ``os.fork()`` with two pipes — records one way, "stop" the other — and
+it ends with ``os._exit()``, running nothing of the parent's (atexit handlers, buffered
+output). Nothing is left behind: leaving the ``with`` block asks the child to stop, keeps its
+stats, and reaps it; if the parent dies, the child sees its "stop" pipe close, or fails its
+next write, and ends.
+
+:func:`can_fork` says when this is used: Linux (``fork`` is cheap there: the child shares the
+parent's memory until it writes) with at least two CPUs available to this process.
 """
 
 from __future__ import annotations
@@ -25,10 +32,13 @@ import gc
 import marshal
 import os
 import pickle
+import select
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from itertools import chain, islice
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from kmmlib.errors import ParseError
@@ -36,6 +46,7 @@ from kmmlib.trace.parse import TraceLines, TraceStats, iter_records
 
 BATCH = 4096                       # records per message
 MIN_BYTES = 64 * 1024              # a smaller file is read faster than a process starts
+STOP_WAIT = 10.0                   # seconds to wait for a stopped child's stats
 
 
 def can_fork(path) -> bool:
@@ -52,30 +63,38 @@ def can_fork(path) -> bool:
         return False
 
 
-def _child(lines: TraceLines, conn) -> None:
-    """The child's whole life: parse, send batches, then the stats (or the error)."""
+def _child(lines: TraceLines, out: Connection, stop_fd: int) -> None:
+    """The child's whole life: parse, send batches, then its error (or None) and stats.
+    It stops early when ``stop_fd`` becomes readable (the parent wrote to it, or died)."""
     # No cyclic garbage collection here: parsing makes no cycles, and a collection would walk
     # (and so copy) every object this process shares with its parent.
     gc.disable()
-    # Ctrl-C is the parent's to handle: it ends this process when it stops reading.
+    # Ctrl-C is the parent's to handle: it stops this process when it stops reading.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stats = TraceStats()
     records = iter_records(lines, stats)
+    error = None
     try:
-        while batch := list(islice(records, BATCH)):
-            # The header (read by then) travels with every batch: a progress bar's total.
-            conn.send_bytes(b"B" + marshal.dumps((batch, stats.header)))
-        lines.close()
-        end = ("done", stats)
+        while not select.select([stop_fd], [], [], 0)[0]:
+            batch: list[tuple] = []
+            try:
+                batch.extend(islice(records, BATCH))
+            finally:
+                # Also the records read before an error: the parent replays them first.
+                if batch:
+                    out.send_bytes(b"B" + marshal.dumps((batch, stats.header)))
+            if len(batch) < BATCH:
+                break
     except BaseException as err:                      # handed to the parent, raised there
-        end = ("error", err)
+        error = err
+    records.close()                                   # iter_records writes its counts back
+    lines.close()
     try:
-        msg = pickle.dumps(end)
+        msg = pickle.dumps((error, stats))
     except Exception:                                 # an exception that does not pickle
-        msg = pickle.dumps(("error", RuntimeError(f"reading the trace failed: {end[1]!r}")))
+        msg = pickle.dumps((RuntimeError(f"reading the trace failed: {error!r}"), stats))
     try:
-        conn.send_bytes(b"P" + msg)
-        conn.close()
+        out.send_bytes(b"P" + msg)
     except OSError:                                   # the parent stopped listening
         pass
 
@@ -84,13 +103,14 @@ class ChildRecords:
     """The records of ``path``, as :func:`~kmmlib.trace.parse.iter_records` yields them,
     read and parsed by a child process: ``with ChildRecords(path, stats) as records: for rec
     in records``. ``stats`` gets what reading found (the header with the first batch, the rest
-    at the end). Opening the file happens here, so a missing file raises before any process
-    starts; leaving the ``with`` (or :meth:`close`) ends the child, also when the caller
-    stopped early or failed (a traceback kept by Jupyter would otherwise keep it waiting)."""
+    at the end). The file is opened and the child started here, so a missing file, or a
+    machine that cannot fork now (``OSError``), raises at once; leaving the ``with`` (or
+    :meth:`close`) stops the child, also when the caller stopped early or failed (a traceback
+    kept by Jupyter would otherwise keep it waiting)."""
 
     def __init__(self, path, stats: TraceStats):
         self._batches = _batches_from_child(path, stats)
-        next(self._batches)                 # open the file now
+        next(self._batches)                 # open the file and start the child now
 
     def __iter__(self) -> Iterator[tuple]:
         # One batch at a time from the pipe, one record at a time to the caller (at C speed).
@@ -106,44 +126,100 @@ class ChildRecords:
         self.close()
 
 
-def _batches_from_child(path, stats: TraceStats) -> Iterator[list[tuple]]:
-    import multiprocessing
+def _fork_child(lines: TraceLines) -> tuple[int, Connection, int]:
+    """Start the child: (its pid, the records' reading end, the "stop" pipe's writing end).
+    Raises OSError, with every descriptor closed, when the machine cannot fork now."""
+    data_r, data_w = os.pipe()
+    stop_r, stop_w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (data_r, data_w, stop_r, stop_w):
+            os.close(fd)
+        raise
+    if pid == 0:                            # the child: never returns
+        status = 0
+        try:
+            os.close(data_r)
+            os.close(stop_w)
+            _child(lines, Connection(data_w, readable=False), stop_r)
+        except BaseException:               # noqa: BLE001 — nothing of the parent's may run
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(data_w)
+    os.close(stop_r)
+    return pid, Connection(data_r, writable=False), stop_w
 
+
+def _batches_from_child(path, stats: TraceStats) -> Iterator[list[tuple]]:
     lines = TraceLines(path)                # opened here: errors are the caller's at once
     try:
-        yield []                            # (primed by ChildRecords, so opening is eager)
-    except GeneratorExit:
-        lines.close()
-        raise
-    ctx = multiprocessing.get_context("fork")
-    recv_end, send_end = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(lines, send_end), name="kmm-trace-reader",
-                       daemon=True)
-    try:
-        proc.start()
-        send_end.close()
+        pid, recv, stop_w = _fork_child(lines)
+    finally:
         lines.close()                       # the child has its own copy of the file
+    finished = False
+    try:
+        yield []                            # (primed by ChildRecords: started eagerly)
         while True:
             try:
-                msg = recv_end.recv_bytes()
+                msg = recv.recv_bytes()
             except EOFError:
-                proc.join()
+                status = _reap(pid, wait=STOP_WAIT)
+                pid = 0
                 raise ParseError(f"{path}: the process reading the trace ended with exit "
-                                 f"code {proc.exitcode} before it was done") from None
-            if msg[:1] == b"P":             # the end: the stats, or the child's error
-                kind, value = pickle.loads(msg[1:])
-                if kind == "error":
-                    raise value
-                stats.merge(value)
+                                 f"code {status} before it was done") from None
+            if msg[:1] == b"P":             # the end: the child's error (or None), its stats
+                finished = True
+                error, child_stats = pickle.loads(msg[1:])
+                stats.merge(child_stats)
+                if error is not None:
+                    raise error
                 return
             batch, header = marshal.loads(msg[1:])
             stats.header.update(header)
             yield batch
     finally:
-        recv_end.close()
-        if proc.is_alive():
-            proc.terminate()
-        proc.join()
+        try:
+            if not finished and pid:
+                try:
+                    os.write(stop_w, b"s")
+                except OSError:             # it has ended already
+                    pass
+                _keep_stats(recv, stats)
+        finally:
+            os.close(stop_w)
+            recv.close()
+            if pid:
+                _reap(pid, wait=STOP_WAIT)
+
+
+def _keep_stats(recv: Connection, stats: TraceStats) -> None:
+    """The child was asked to stop after the batch it is on: read (and drop) what it still
+    sends until its stats come, for :data:`STOP_WAIT` seconds at most."""
+    deadline = time.monotonic() + STOP_WAIT
+    try:
+        while recv.poll(max(0.0, deadline - time.monotonic())):
+            msg = recv.recv_bytes()
+            if msg[:1] == b"P":
+                stats.merge(pickle.loads(msg[1:])[1])
+                return
+    except (EOFError, OSError):
+        pass
+
+
+def _reap(pid: int, wait: float) -> int:
+    """Wait for the child to end (``wait`` seconds, then SIGKILL); its exit code."""
+    deadline = time.monotonic() + wait
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() >= deadline:
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.005)
 
 
 __all__ = ["BATCH", "MIN_BYTES", "ChildRecords", "can_fork"]

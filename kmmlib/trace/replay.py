@@ -640,16 +640,26 @@ class Replay:
         With ``parallel`` (by default when :func:`~kmmlib.trace.pipeline.can_fork` says it
         pays: Linux, two CPUs, a file of 64 KiB or more) a child process reads and parses
         the trace while this one replays it (:mod:`kmmlib.trace.pipeline`); the result is the
-        same either way, only faster. ``parallel=False`` reads here."""
+        same either way, only faster. ``parallel=False`` reads here, and so does the default
+        when the child cannot be started (``self.parallel`` says which it was)."""
         from kmmlib.trace import pipeline
 
-        if parallel is None:
+        auto = parallel is None
+        if auto:
             parallel = pipeline.can_fork(path)
         t = time.perf_counter()
         cpu = time.process_time()
-        self.parallel = bool(parallel)
-        if self.parallel:
-            with pipeline.ChildRecords(path, self.stats) as records:
+        records = None
+        if parallel:
+            try:
+                records = pipeline.ChildRecords(path, self.stats)
+            except OSError:
+                if not auto:
+                    raise
+                # The machine cannot fork now (EAGAIN, ENOMEM): read here instead.
+        self.parallel = records is not None
+        if records is not None:
+            with records:
                 self.feed(records, progress)
         else:
             with TraceLines(path) as lines:
