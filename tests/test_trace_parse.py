@@ -184,6 +184,38 @@ def test_a_failed_allocation_is_pfn_minus_one_however_null_is_printed():
     assert [_careful_record(line)[2] for line in lines] == recs
 
 
+ODD = "          bash-1    [000] .....  1.5: mm_page_free: page=00000000deadbeef pfn=0x10 order=0"
+
+
+@pytest.mark.parametrize("line", [
+    ODD.replace("1.5:", "nan:"), ODD.replace("1.5:", "1e3:"), ODD.replace("1.5:", "1_0.5:"),
+    ODD.replace("1.5:", ".5:"), ODD.replace("1.5:", "1.5"), ODD.replace("[000]", "[+01]"),
+    ODD.replace("[000]", "[-1]"), ODD.replace("bash-1", "bash-x"), ODD.replace("bash-1", "bash1"),
+    ODD.replace("mm_page_free:", "mm_page_free_batched:") + " pfn=0x20",
+    ODD.replace("mm_page_free: page=00000000deadbeef pfn=0x10 order=0",
+                "kfree: foo=f+0x1/0x2 ptr=00000000cafe"),
+    ODD.replace("mm_page_free: page=00000000deadbeef pfn=0x10 order=0",
+                "kmem_cache_free: call_site=f ptr2=00000000cafe name=filp"),
+    ODD.replace("mm_page_free: page=00000000deadbeef pfn=0x10 order=0",
+                "kmem_cache_alloc: call_site=f ptr=p name=filp bytes_req=1 bytes_alloc=2 "
+                "gfp_flags=G x y"),
+    ODD.replace("mm_page_free: page=00000000deadbeef pfn=0x10 order=0",
+                "kmalloc: foo=x ptr=y bytes_req=1 bytes_alloc=8 gfp_flags=G node=-1 "
+                "accounted=false"),
+])
+def test_odd_lines_read_as_reading_by_name_reads_them(line):
+    """The fast path checks what it reads by place (timestamp digits, [CPU], TASK-PID, the
+    keys): an odd line gives the record, or the malformed count, that reading it by name
+    gives."""
+    recs, st = records([line])
+    try:
+        _, _, want = _careful_record(line)
+    except (IndexError, KeyError, ValueError, ParseError):
+        assert recs == [] and st.malformed == 1, recs
+    else:
+        assert recs == [want] and st.malformed == 0
+
+
 def test_older_kernels_layouts():
     """Decimal pfns (before 5.x), kmalloc_node/kmem_cache_alloc_node (before 6.1), no cache
     name on kmem_cache_alloc/free, cold= on mm_page_free_batched, a module's call_site."""

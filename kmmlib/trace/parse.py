@@ -361,10 +361,22 @@ class _Cpus(dict):
     """``"[001]"`` → 1; any other token raises KeyError (not the default layout)."""
 
     def __missing__(self, token: str) -> int:
-        if token[:1] != "[" or token[-1:] != "]":
+        if token[:1] != "[" or token[-1:] != "]" or not token[1:-1].isdigit():
             raise KeyError(token)
         value = self[token] = int(token[1:-1])
         return value
+
+
+class _Tasks(dict):
+    """``"bash-2355"`` → itself, once checked to end in ``-PID``; else KeyError."""
+
+    def __missing__(self, token: str) -> str:
+        _, dash, pid = token.rpartition("-")
+        if not dash or not pid.isdigit():
+            raise KeyError(token)
+        self[token] = token
+        return token
+
 
 
 def _pfn(text: str) -> int:
@@ -392,7 +404,8 @@ def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Itera
     by_code = [0] * len(KMEM_EVENTS)            # fast-path events, by record code
     careful: dict[str, int] = {}                # the others, by name as printed
     codes = _FAST_CODES
-    cpus = _Cpus()
+    cpus, tasks = _Cpus(), _Tasks()
+    site = _Field("call_site=")
     order, mtype, gfp_flags = _Field("order=", int), _Field("migratetype=", int), \
         _Field("gfp_flags=")
     name_, bytes_req, bytes_alloc = _Field("name="), _Field("bytes_req=", int), \
@@ -413,33 +426,42 @@ def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Itera
                 # layout (the timestamp is checked by float() below).
                 code = codes[t[4]]
                 cpu = cpus[t[1]]
+                task = tasks[t[0]]
                 if t[3] != ts_token:
-                    ts = float(t[3][:-1])
+                    # SECONDS[.MICROSECONDS]: digits only, as _HEAD has it (float() would also
+                    # take "nan", "1e3" or "1_0").
+                    s = t[3][:-1]
+                    if t[3][-1] != ":" or not s.replace(".", "", 1).isdigit() or \
+                            s[0] == "." or s[-1] == ".":
+                        raise ValueError(t[3])
+                    ts = float(s)
                     ts_token = t[3]
                 n = len(t)
                 # Linux 6.18's TP_printk() layouts.
                 if code == 0 and n == 10:                                   # mm_page_alloc
-                    rec = (0, ts, cpu, t[0], -1 if t[5] in null_pages else pfn_[t[6]],
+                    rec = (0, ts, cpu, task, -1 if t[5] in null_pages else pfn_[t[6]],
                            order[t[7]], mtype[t[8]], gfp_flags[t[9]])
-                elif code == 8 and n == 13:                                 # kmem_cache_alloc
-                    rec = (8, ts, cpu, t[0], t[6][4:], bytes_req[t[8]], bytes_alloc[t[9]],
-                           gfp_flags[t[10]], name_[t[7]], t[5][10:])
+                elif code == 8 and n == 13 and t[6][:4] == "ptr=" and \
+                        t[11][:5] == "node=" and t[12][:10] == "accounted=":  # kmem_cache_alloc
+                    rec = (8, ts, cpu, task, t[6][4:], bytes_req[t[8]], bytes_alloc[t[9]],
+                           gfp_flags[t[10]], name_[t[7]], site[t[5]])
                 elif code == 3 and n == 10:                         # mm_page_alloc_zone_locked
-                    rec = (3, ts, cpu, t[0], pfn_[t[6]], order[t[7]], mtype[t[8]],
+                    rec = (3, ts, cpu, task, pfn_[t[6]], order[t[7]], mtype[t[8]],
                            refill[t[9]])
                 elif code == 1 and n == 8:                                  # mm_page_free
-                    rec = (1, ts, cpu, t[0], pfn_[t[6]], order[t[7]])
-                elif code == 9 and n == 8:                                  # kmem_cache_free
-                    rec = (9, ts, cpu, t[0], t[6][4:], name_[t[7]], t[5][10:])
-                elif code == 2 and n >= 8:                                  # free_batched
-                    rec = (2, ts, cpu, t[0], pfn_[t[6]])
+                    rec = (1, ts, cpu, task, pfn_[t[6]], order[t[7]])
+                elif code == 9 and n == 8 and t[6][:4] == "ptr=":           # kmem_cache_free
+                    rec = (9, ts, cpu, task, t[6][4:], name_[t[7]], site[t[5]])
+                elif code == 2 and n == 8:                                  # free_batched
+                    rec = (2, ts, cpu, task, pfn_[t[6]])
                 elif code == 7 and n == 7 and t[6][:4] == "ptr=":           # kfree
-                    rec = (7, ts, cpu, t[0], t[6][4:], t[5][10:])
+                    rec = (7, ts, cpu, task, t[6][4:], site[t[5]])
                 elif code == 4 and n == 9:                                  # mm_page_pcpu_drain
-                    rec = (4, ts, cpu, t[0], pfn_[t[6]], order[t[7]], mtype[t[8]])
-                elif code == 6 and n == 12:                                 # kmalloc
-                    rec = (6, ts, cpu, t[0], t[6][4:], bytes_req[t[7]], bytes_alloc[t[8]],
-                           gfp_flags[t[9]], t[5][10:])
+                    rec = (4, ts, cpu, task, pfn_[t[6]], order[t[7]], mtype[t[8]])
+                elif code == 6 and n == 12 and t[6][:4] == "ptr=" and \
+                        t[10][:5] == "node=" and t[11][:10] == "accounted=":  # kmalloc
+                    rec = (6, ts, cpu, task, t[6][4:], bytes_req[t[7]], bytes_alloc[t[8]],
+                           gfp_flags[t[9]], site[t[5]])
                 else:
                     raise IndexError
                 by_code[code] += 1
