@@ -36,6 +36,7 @@ import select
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from itertools import chain, islice
 from multiprocessing.connection import Connection
@@ -132,7 +133,12 @@ def _fork_child(lines: TraceLines) -> tuple[int, Connection, int]:
     data_r, data_w = os.pipe()
     stop_r, stop_w = os.pipe()
     try:
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns that forking a process with threads (a Jupyter kernel has
+            # some) may deadlock the child on a lock another thread held. The child here
+            # takes none of those: it parses, writes to its pipe and leaves by os._exit().
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
     except OSError:
         for fd in (data_r, data_w, stop_r, stop_w):
             os.close(fd)
