@@ -60,6 +60,29 @@ def children() -> list[int]:
     return out
 
 
+def long_trace(tmp_path: Path, name: str) -> Path:
+    """The bundled trace eight times over, as plain text: seconds of replay."""
+    from kmmlib.trace.parse import TraceLines
+
+    with TraceLines(bundled_trace()) as lines:
+        text = "\n".join(lines) + "\n"
+    path = tmp_path / name
+    path.write_text(text * 8)
+    return path
+
+
+def processes_reading(path: Path) -> list[str]:
+    """The processes whose command line names ``path`` (a replay and its reader)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and str(path).encode() in (d / "cmdline").read_bytes():
+                out.append(d.name)
+        except OSError:
+            continue
+    return out
+
+
 def from_child(path) -> tuple[list, TraceStats]:
     st = TraceStats()
     with pipeline.ChildRecords(path, st) as records:
@@ -201,12 +224,7 @@ def test_ctrl_c_during_kmm_replay_stops_both_processes_quietly(python, tmp_path)
     import subprocess
     import time
 
-    from kmmlib.trace.parse import TraceLines
-
-    with TraceLines(bundled_trace()) as lines:
-        text = "\n".join(lines) + "\n"
-    big = tmp_path / "long-trace.txt"
-    big.write_text(text * 8)                                  # ~480k events, seconds to replay
+    big = long_trace(tmp_path, "long-trace.txt")               # ~480k events
     p = subprocess.Popen([python, "-m", "kmmlib", "replay", str(big), "--no-progress"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
@@ -216,14 +234,7 @@ def test_ctrl_c_during_kmm_replay_stops_both_processes_quietly(python, tmp_path)
     assert p.returncode == -signal.SIGINT, err
     assert err.strip() == "kmm replay: interrupted" and out == ""
     time.sleep(0.3)
-    left = []
-    for d in Path("/proc").iterdir():
-        try:
-            if d.name.isdigit() and str(big).encode() in (d / "cmdline").read_bytes():
-                left.append(d.name)
-        except OSError:
-            continue
-    assert left == []
+    assert processes_reading(big) == []
 
 
 def test_a_replay_that_fails_midway_ends_the_child():
@@ -295,31 +306,15 @@ def test_a_child_whose_parent_is_killed_ends_too(python, tmp_path):
     import subprocess
     import time
 
-    from kmmlib.trace.parse import TraceLines
-
-    with TraceLines(bundled_trace()) as lines:
-        text = "\n".join(lines) + "\n"
-    big = tmp_path / "orphan-trace.txt"
-    big.write_text(text * 8)
+    big = long_trace(tmp_path, "orphan-trace.txt")
     code = ("import sys; from kmmlib.trace.replay import Replay; "
             "Replay().run(sys.argv[1], parallel=True)")
     p = subprocess.Popen([python, "-c", code, str(big)])
     time.sleep(1.0)
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=30)
-
-    def left() -> list[str]:
-        out = []
-        for d in Path("/proc").iterdir():
-            try:
-                if d.name.isdigit() and str(big).encode() in (d / "cmdline").read_bytes():
-                    out.append(d.name)
-            except OSError:
-                continue
-        return out
-
     for _ in range(50):
-        if not left():
+        if not processes_reading(big):
             break
         time.sleep(0.1)
-    assert left() == []
+    assert processes_reading(big) == []
