@@ -337,6 +337,15 @@ def _regions(S: dict, era: Era, va_bits: int, kasan: bool) -> list[Region]:
         if end > start:
             R.append(Region(start, end, name, kind, **kw))
 
+    def fixmap_to_vmemmap():
+        """vmalloc's end to vmemmap's, with the guard regions between (tables up to v5.4)."""
+        add(S["VMALLOC_END"], S["FIXADDR_START"], "[guard region]", "guard")
+        add(S["FIXADDR_START"], S["FIXADDR_TOP"], "fixed mappings", "fixmap")
+        add(S["FIXADDR_TOP"], S["PCI_IO_START"], "[guard region]", "guard")
+        add(S["PCI_IO_START"], S["PCI_IO_END"], "PCI I/O space", "pci_io")
+        add(S["PCI_IO_END"], S["VMEMMAP_START"], "[guard region]", "guard")
+        add(S["VMEMMAP_START"], S["VMEMMAP_END"], "vmemmap", "vmemmap")
+
     user_end = S["TASK_SIZE_64"]
     # the lowest kernel address the CPU can use: TTBR1 covers vabits_actual bits
     kernel_start = S.get("VA_START", max(S["PAGE_OFFSET"], neg(1 << S["vabits_actual"])))
@@ -352,12 +361,7 @@ def _regions(S: dict, era: Era, va_bits: int, kasan: bool) -> list[Region]:
             add(S["BPF_JIT_REGION_START"], S["BPF_JIT_REGION_END"], "bpf jit region", "bpf")
         add(S["MODULES_VADDR"], S["MODULES_END"], "modules", "modules")
         add(S["VMALLOC_START"], S["VMALLOC_END"], "vmalloc", "vmalloc")
-        add(S["VMALLOC_END"], S["FIXADDR_START"], "[guard region]", "guard")
-        add(S["FIXADDR_START"], S["FIXADDR_TOP"], "fixed mappings", "fixmap")
-        add(S["FIXADDR_TOP"], S["PCI_IO_START"], "[guard region]", "guard")
-        add(S["PCI_IO_START"], S["PCI_IO_END"], "PCI I/O space", "pci_io")
-        add(S["PCI_IO_END"], S["VMEMMAP_START"], "[guard region]", "guard")
-        add(S["VMEMMAP_START"], S["VMEMMAP_END"], "vmemmap", "vmemmap")
+        fixmap_to_vmemmap()
         add(S["PAGE_OFFSET"], U64, "kernel logical memory map", "linear")
         return R
     add(kernel_start, S["PAGE_END"], "kernel logical memory map", "linear")
@@ -378,12 +382,7 @@ def _regions(S: dict, era: Era, va_bits: int, kasan: bool) -> list[Region]:
     add(S["VMALLOC_START"], S["VMALLOC_END"], "vmalloc", "vmalloc")
     if era.since == (5, 4):
         # v5.4's table shows the fixmap's real extent, with the guard regions around it
-        add(S["VMALLOC_END"], S["FIXADDR_START"], "[guard region]", "guard")
-        add(S["FIXADDR_START"], S["FIXADDR_TOP"], "fixed mappings", "fixmap")
-        add(S["FIXADDR_TOP"], S["PCI_IO_START"], "[guard region]", "guard")
-        add(S["PCI_IO_START"], S["PCI_IO_END"], "PCI I/O space", "pci_io")
-        add(S["PCI_IO_END"], S["VMEMMAP_START"], "[guard region]", "guard")
-        add(S["VMEMMAP_START"], S["VMEMMAP_END"], "vmemmap", "vmemmap")
+        fixmap_to_vmemmap()
         add(S["VMEMMAP_END"], U64, "[guard region]", "guard")
     elif era.since < (6, 9):
         # the 5.11+ table gives the whole window below FIXADDR_TOP to the fixmap
