@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.kmm-installed
 
 .PHONY: lab test test-browser bench lint execute release html clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py kmmlib/trace/_ftrace.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[course,test]'

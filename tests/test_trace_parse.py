@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kmmlib.errors import ParseError
+from kmmlib.trace import parse
 from kmmlib.trace.capture import (
     CaptureRefused,
     bundled_trace,
@@ -82,6 +83,17 @@ EXPECTED = {
     "mm_page_free_batched": (0x106C15,),
     "mm_page_pcpu_drain": (0x123E0F, 0, 0),
 }
+
+
+@pytest.fixture(autouse=True, params=["C", "Python"])
+def reader(request, monkeypatch) -> str:
+    """Every test here runs twice: with the C module reading the hot path (kmmlib/trace/
+    _ftrace.c, where it is built), and in pure Python."""
+    if request.param == "C" and not parse.FAST_C:
+        pytest.skip("the C module is not built here")
+    if request.param == "Python":
+        monkeypatch.setattr(parse, "_ftrace", None)
+    return request.param
 
 
 def records(lines) -> tuple[list[tuple], TraceStats]:
@@ -189,7 +201,8 @@ ODD = "          bash-1    [000] .....  1.5: mm_page_free: page=00000000deadbeef
 
 @pytest.mark.parametrize("line", [
     ODD.replace("1.5:", "nan:"), ODD.replace("1.5:", "1e3:"), ODD.replace("1.5:", "1_0.5:"),
-    ODD.replace("1.5:", ".5:"), ODD.replace("1.5:", "1.5"), ODD.replace("[000]", "[+01]"),
+    ODD.replace("1.5:", ".5:"), ODD.replace("1.5:", "5.:"), ODD.replace("1.5:", "1..5:"),
+    ODD.replace("1.5:", ":"), ODD.replace("1.5:", "1.5"), ODD.replace("[000]", "[+01]"),
     ODD.replace("[000]", "[-1]"), ODD.replace("bash-1", "bash-x"), ODD.replace("bash-1", "bash1"),
     ODD.replace("mm_page_free:", "mm_page_free_batched:") + " pfn=0x20",
     ODD.replace("mm_page_free: page=00000000deadbeef pfn=0x10 order=0",
