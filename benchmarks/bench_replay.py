@@ -7,9 +7,10 @@ a shared machine are noisy. ``Replay.run`` reads the trace in a child process wh
 (:mod:`kmmlib.trace.pipeline`) when the machine has two CPUs; a row "in one process" measures
 the same without the child, for comparison. The real-time factor is the trace's seconds over
 the replay's: above 1, the simulator replays faster than the kernel ran. A row times the
-simulation alone on records parsed beforehand. When the full 442,442-event trace from
-``../shared/data`` is present (the project's build machine), it is measured too and its rows
-say so.
+simulation alone on records parsed beforehand, two the parsing alone (the text decompressed
+beforehand), with the C module (``kmmlib/trace/_ftrace.c``) and in pure Python. When the full
+442,442-event trace from ``../shared/data`` is present (the project's build machine), it is
+measured too and its rows say so.
 """
 
 from __future__ import annotations
@@ -70,6 +71,33 @@ def _simulate_only(path, runs: int = RUNS) -> float:
     return len(records) / statistics.median(times)
 
 
+def _parse_only(path, runs: int = RUNS) -> dict[str, float]:
+    """Lines per second of iter_records() on text decompressed beforehand: with the C module
+    (when it is built) and in pure Python."""
+    import lzma
+
+    from kmmlib.trace import parse
+
+    lines = lzma.open(path, "rt").read().split("\n")
+    out = {}
+    built = parse._ftrace
+    for name, module in (("C", built), ("Python", None)):
+        if name == "C" and module is None:
+            continue
+        parse._ftrace = module
+        try:
+            times = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                for _ in parse.iter_records(lines):
+                    pass
+                times.append(time.perf_counter() - t)
+        finally:
+            parse._ftrace = built
+        out[name] = len(lines) / statistics.median(times)
+    return out
+
+
 def _build() -> float:
     from kmmlib.trace.replay import Replay
 
@@ -89,6 +117,11 @@ def run() -> list[dict]:
     rows.append({"benchmark": "trace replay, simulation only (records parsed beforehand)",
                  "value": round(sim), "unit": "events/s", "target": "(report only)",
                  "ok": True})
+    for name, rate in _parse_only(bundled_trace()).items():
+        rows.append({"benchmark": f"trace parsing only, hot path in {name} (bundled trace, "
+                                  "text decompressed beforehand)",
+                     "value": round(rate), "unit": "lines/s", "target": "(report only)",
+                     "ok": True})
     rows.append({"benchmark": "build the snapshot machine for replay (3 zones + slab pool)",
                  "value": round(_build(), 3), "unit": "s", "target": "(report only)",
                  "ok": True})

@@ -34,6 +34,7 @@ from kmmlib.trace.parse import (
     parse_fields,
     parse_line,
     read_trace,
+    record_batches,
 )
 
 FULL_TRACE = Path("/work/shared/data/kmem-trace.txt.xz")
@@ -298,6 +299,20 @@ def test_stopping_early_still_counts_what_was_read():
     next(it)
     it.close()
     assert st.events["mm_page_free"] == 2 and st.lines == 2
+
+
+def test_record_batches_hold_iter_records_records_and_stats():
+    """The list-at-a-time reader gives the same records, in order, and the same stats; odd
+    lines in between (a comment, an unknown event, a malformed line, an extfrag) included."""
+    lines = lzma.open(bundled_trace(), "rt").read().split("\n")[:9000]
+    lines[7000:7000] = ["# tracer: nop", "  x-1 [000] ..... 1045.9: sched_switch: a=b",
+                        "garbage", REAL["mm_page_alloc_extfrag"]]
+    want, st_want = records(lines)
+    st = TraceStats()
+    batches = list(record_batches(lines, st))
+    assert [rec for batch in batches for rec in batch] == want
+    assert st.as_dict() == st_want.as_dict() and st.malformed == 1
+    assert len(batches) > 1 and max(map(len, batches)) <= parse.SCAN_LINES
 
 
 # -- whole files -----------------------------------------------------------------------------

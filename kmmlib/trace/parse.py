@@ -25,6 +25,14 @@ Two readers:
   not an event is counted as malformed with its line number. Neither is ever fatal: a trace
   from another kernel version or with other events enabled still replays.
 
+:func:`iter_records` is written in Python, and its hot path also in C
+(``kmmlib/trace/_ftrace.c``, built by ``setup.py`` where there is a C compiler): the way the
+standard library has ``json`` and its optional ``_json``. The C module reads the lines laid
+out as Linux 6.18 prints them and hands every other line to the Python code, so the records
+are the same either way (tests compare the two on real traces and on damaged lines); only the
+time differs, about 0.2 s instead of 0.9 s for the 442,442 lines of the full trace.
+:data:`FAST_C` says whether the C module was built, :func:`hot_path` which one runs.
+
 Older kernels print ``pfn=`` in decimal (before 5.x), have ``kmalloc_node``/
 ``kmem_cache_alloc_node`` (merged into ``kmalloc``/``kmem_cache_alloc`` in 6.1) and a ``cold=``
 field on ``mm_page_free_batched``; all are read. ``CPU:N [LOST M EVENTS]`` lines (the ring
@@ -393,6 +401,11 @@ def _pfn(text: str) -> int:
     return int(text[2:], 16) if text[:2] == "0x" else int(text)
 
 
+def hot_path() -> str:
+    """Which reader runs :func:`iter_records`' hot path: ``"C"`` or ``"Python"``."""
+    return "C" if _ftrace is not None else "Python"
+
+
 def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Iterator[tuple]:
     """The kmem events of a trace as tuples ``(code, timestamp, cpu, task_pid, *fields)``
     (:data:`RECORD_FIELDS`), counting everything into ``stats``.
@@ -411,7 +424,7 @@ def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Itera
 
     When the C module ``kmmlib.trace._ftrace`` was built (:data:`FAST_C`), it reads the lines
     of the hot path, a few thousand at a time, and gives each line to the Python code here
-    only when it cannot read it: the records are the same, in a third of the time."""
+    only when it cannot read it: the records are the same, in a quarter of the time."""
     if stats is None:
         stats = TraceStats()
     reader = _LineReader(stats)
@@ -422,17 +435,56 @@ def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Itera
                 rec = read(line)
                 if rec is not None:
                     yield rec
-        else:
-            yield from _scan_records(lines, reader)
+            return
+        by_code = reader.by_code
+        for recs in _scanned(lines, reader):
+            given = iter(recs)
+            try:
+                yield from given
+            finally:
+                # Counted when scanned: take back what the consumer did not get, when it
+                # stopped early, so that the stats hold exactly the lines it was given.
+                rest = list(given)
+                if rest:
+                    reader.lineno -= len(rest)
+                    for rec in rest:
+                        by_code[rec[0]] -= 1
+                    reader.last = recs[-len(rest) - 1][1]
     finally:
         # Written back once, also when the consumer stops early.
         reader.done()
 
 
-def _scan_records(lines: Iterable[str], reader: _LineReader) -> Iterator[tuple]:
-    """iter_records() with the C module: it reads runs of hot-path lines (one record per
-    line); every other line goes to ``reader``. A consumer that stops early finds in the
-    stats exactly the lines it was given records for, as in pure Python."""
+def record_batches(lines: Iterable[str], stats: TraceStats | None = None
+                   ) -> Iterator[list[tuple]]:
+    """:func:`iter_records`' records, in lists (a few thousand records each, in order): for a
+    consumer that takes them all, this saves handing on each record by itself. The stats
+    count the lines of every list given."""
+    if stats is None:
+        stats = TraceStats()
+    reader = _LineReader(stats)
+    try:
+        if _ftrace is not None:
+            yield from _scanned(lines, reader)
+            return
+        read = reader.read
+        out: list[tuple] = []
+        for line in lines:
+            rec = read(line)
+            if rec is not None:
+                out.append(rec)
+                if len(out) == SCAN_LINES:
+                    yield out
+                    out = []
+        if out:
+            yield out
+    finally:
+        reader.done()
+
+
+def _scanned(lines: Iterable[str], reader: _LineReader) -> Iterator[list[tuple]]:
+    """Records with the C module, in lists: it reads runs of hot-path lines (one record per
+    line, counted here); every other line goes to ``reader``."""
     scan = _ftrace.scan
     read = reader.read
     by_code = reader.by_code
@@ -449,20 +501,11 @@ def _scan_records(lines: Iterable[str], reader: _LineReader) -> Iterator[tuple]:
                     reader.first = recs[0][1]
                 reader.lineno += len(recs)
                 reader.last = recs[-1][1]
-                given = iter(recs)
-                try:
-                    yield from given
-                finally:
-                    rest = list(given)          # not handed on: the consumer stopped
-                    if rest:
-                        reader.lineno -= len(rest)
-                        for rec in rest:
-                            by_code[rec[0]] -= 1
-                        reader.last = recs[-len(rest) - 1][1]
+                yield recs
             if stop < end:
                 rec = read(batch[stop])
                 if rec is not None:
-                    yield rec
+                    yield [rec]
             i = stop + 1
 
 
@@ -652,10 +695,10 @@ def read_trace(path: str | os.PathLike | TextIO) -> tuple[list[tuple], TraceStat
     """Every kmem record of a trace file (plain or xz) and what reading it found."""
     stats = TraceStats()
     with TraceLines(path) as lines:
-        records = list(iter_records(lines, stats))
+        records = [rec for batch in record_batches(lines, stats) for rec in batch]
     return records, stats
 
 
-__all__ = ["ALIASES", "CODES", "KMEM_EVENTS", "RECORD_FIELDS", "TraceEvent", "TraceLines",
-           "TraceStats",
-           "iter_records", "open_trace", "parse_fields", "parse_line", "read_trace"]
+__all__ = ["ALIASES", "CODES", "FAST_C", "KMEM_EVENTS", "RECORD_FIELDS", "TraceEvent",
+           "TraceLines", "TraceStats", "hot_path", "iter_records", "open_trace", "parse_fields",
+           "parse_line", "read_trace", "record_batches"]

@@ -55,6 +55,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 from kmmlib.errors import BadRequest, KmmError, ParseError
@@ -62,7 +63,8 @@ from kmmlib.mm import gfp as _gfp
 from kmmlib.mm import watermark as _wm
 from kmmlib.mm.migratetype import MIGRATE_PCPTYPES, MIGRATE_TYPES, migratetype_names
 from kmmlib.mm.page_alloc import PAGE_ALLOC_COSTLY_ORDER, PageAllocator, Zone
-from kmmlib.trace.parse import NULL_PTR, TraceLines, TraceStats, iter_records
+from kmmlib.trace import parse as _parse
+from kmmlib.trace.parse import NULL_PTR, TraceLines, TraceStats, record_batches
 
 NR_ORDERS = 11                    # NR_PAGE_ORDERS with 4 KiB pages
 _NT = MIGRATE_TYPES
@@ -663,7 +665,7 @@ class Replay:
                 self.feed(records, progress)
         else:
             with TraceLines(path) as lines:
-                self.feed(iter_records(lines, self.stats), progress)
+                self.feed(chain.from_iterable(record_batches(lines, self.stats)), progress)
         self.finish()
         self.wall = time.perf_counter() - t
         self.cpu_time = time.process_time() - cpu
@@ -852,16 +854,19 @@ class Replay:
             sp = self.speed()
             lines.append(f"speed: {sp['events']} events in {sp['seconds']:.3f} s = "
                          f"{sp['events_per_s']:,} events/s; {sp['trace_seconds']:.3f} s of "
-                         f"trace time, so {sp['realtime_factor']}× real time")
+                         f"trace time, so {sp['realtime_factor']}× real time (parsed in "
+                         f"{sp['parser']}{', by a child process' if sp['read_in_child'] else ''})")
         return "\n".join(lines)
 
     def speed(self) -> dict:
         """Events per second of the last :meth:`run` (file reading included) and the
-        real-time factor: trace seconds replayed per second."""
+        real-time factor: trace seconds replayed per second; whether a child process read
+        the trace, and whether the parser's hot path ran in C or in Python."""
         n = self.stats.nr_events
         wall = getattr(self, "wall", self.elapsed) or 1e-9
         return {"events": n, "seconds": round(wall, 3), "events_per_s": round(n / wall),
                 "read_in_child": getattr(self, "parallel", False),
+                "parser": _parse.hot_path(),
                 "trace_seconds": round(self.stats.duration, 6),
                 "realtime_factor": round(self.stats.duration / wall, 2)}
 
