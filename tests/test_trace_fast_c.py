@@ -110,6 +110,97 @@ def test_scan_refuses_bad_arguments():
 
 
 @needs_c
+def test_scan_leaves_counts_alone_unless_they_are_ten_plain_ints():
+    """counts must be ten exact ints (an int subclass could run code that changes the list
+    while scan() adds to it); when they are not, nothing is changed."""
+    scan = parse._ftrace.scan
+    lines = [REAL["mm_page_alloc"], REAL["mm_page_free"]]
+
+    class Sneaky(int):
+        def __add__(self, other):
+            counts.clear()
+            return 0
+
+    counts = [Sneaky(0)] + [0] * 9
+    with pytest.raises(TypeError):
+        scan(lines, 0, counts)
+    assert len(counts) == 10
+    counts = [0, None] + [0] * 8
+    with pytest.raises(TypeError):
+        scan(lines, 0, counts)
+    assert counts == [0, None] + [0] * 8
+
+
+@needs_c
+def test_out_of_memory_in_scan_never_leaves_an_exception_set():
+    """Every allocation scan() makes for a line, failed in turn (CPython's _testcapi hooks):
+    scan() either reads the line, hands it back, or raises MemoryError — never returns with
+    an exception pending (SystemError)."""
+    _testcapi = pytest.importorskip("_testcapi")
+    scan = parse._ftrace.scan
+    fresh = 0
+    for base in (REAL["kmalloc"].replace("[001]", "[999]"),
+                 REAL["kmem_cache_alloc"].replace("python3-2402", "newtask-{}")):
+        for k in range(12):
+            fresh += 1
+            line = base.format(fresh)                 # a task name the table has not seen
+            counts = [0] * 10
+            _testcapi.set_nomemory(k, k + 1)
+            try:
+                recs, stop = scan([line], 0, counts)
+            except MemoryError:
+                continue
+            finally:
+                _testcapi.remove_mem_hooks()
+            assert (len(recs), stop) in ((1, 1), (0, 0)) and sum(counts) == len(recs)
+
+
+def lines_then_error(lines: list[str], n: int):
+    yield from lines[:n]
+    raise OSError(f"the disk failed after {n} lines")
+
+
+@needs_c
+@pytest.mark.parametrize("reader", ["iter_records", "record_batches"])
+def test_an_error_reading_lines_comes_after_the_records_read_before_it(monkeypatch, reader):
+    """A damaged file (the iterator raises): every record of the lines read before the error
+    is given first, with the C module as in pure Python, then the error."""
+    lines = lzma.open(bundled_trace(), "rt").read().split("\n")
+    got = {}
+    for mode, module in (("C", parse._ftrace), ("Python", None)):
+        monkeypatch.setattr(parse, "_ftrace", module)
+        stats, out = parse.TraceStats(), []
+        with pytest.raises(OSError, match="after 5000 lines"):
+            for item in getattr(parse, reader)(lines_then_error(lines, 5000), stats):
+                out.append(item)
+        got[mode] = (out, stats.as_dict())
+    assert got["C"] == got["Python"]
+    assert got["C"][1]["lines"] == 5000
+    records = got["C"][0] if reader == "iter_records" else [r for b in got["C"][0] for r in b]
+    assert records == list(parse.iter_records(lines[:5000]))
+
+
+@needs_c
+def test_a_trace_c_cannot_read_costs_few_calls_and_gives_the_same_lists(monkeypatch):
+    """Task names in UTF-8 on every line: the C module refuses them all. It is asked again
+    after runs of lines twice as long each time, not once a line; and record_batches() gives
+    the same lists, with the same stats, as pure Python."""
+    lines = lzma.open(bundled_trace(), "rt").read().split("\n")[:20000]
+    lines = [line.replace("-", "é-", 1) if not line.startswith("#") else line
+             for line in lines]
+    spy = CountingScan(parse._ftrace)
+    monkeypatch.setattr(parse, "_ftrace", spy)
+    st_c = parse.TraceStats()
+    c = list(parse.record_batches(lines, st_c))
+    assert spy.calls < 100                  # a dozen a batch of lines, not one a line
+    monkeypatch.setattr(parse, "_ftrace", None)
+    st_py = parse.TraceStats()
+    py = list(parse.record_batches(lines, st_py))
+    assert [len(b) for b in c] == [len(b) for b in py] and c == py
+    assert st_c.as_dict() == st_py.as_dict() and "é-" in c[0][0][3]
+
+
+@needs_c
 @given(st.from_regex(r"\A[0-9]{1,17}(\.[0-9]{1,17})?\Z"))
 def test_c_timestamps_are_what_float_gives(text):
     """The C module converts SECONDS.MICROS itself (Clinger's fast path up to 15 digits,

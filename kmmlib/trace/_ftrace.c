@@ -232,10 +232,14 @@ static PyObject *record(int code, PyObject *ts, long long cpu, PyObject *task,
     long long x;
     if (rec == NULL)
         return NULL;
-    PyTuple_SET_ITEM(rec, 0, PyLong_FromLong(code));
+    PyTuple_SET_ITEM(rec, 0, PyLong_FromLong(code));     /* 0..9: a cached small int */
     Py_INCREF(ts);
     PyTuple_SET_ITEM(rec, 1, ts);
-    PyTuple_SET_ITEM(rec, 2, PyLong_FromLongLong(cpu));
+    if ((v = PyLong_FromLongLong(cpu)) == NULL) {
+        Py_DECREF(rec);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(rec, 2, v);
     Py_INCREF(task);
     PyTuple_SET_ITEM(rec, 3, task);
     for (int i = 0; i < nf; i++) {
@@ -338,6 +342,7 @@ static PyObject *read_line(PyObject *line, int *code_out)
     task = shared_str(t[0]);
     if (task == NULL) {
         Py_DECREF(ts);
+        PyErr_Clear();              /* out of memory: parse.py reads the line */
         return NULL;
     }
     switch (code) {
@@ -401,14 +406,14 @@ PyDoc_STRVAR(scan_doc,
 
 static PyObject *scan(PyObject *self, PyObject *args)
 {
-    PyObject *lines, *counts, *records, *rec;
-    Py_ssize_t start, i, n, by_code[CACHE_FREE + 1] = {0};
+    PyObject *lines, *counts, *records, *rec, *sums[CACHE_FREE + 1] = {NULL};
+    Py_ssize_t start, i, by_code[CACHE_FREE + 1] = {0};
+    int c, bad = 0;
     (void)self;
     if (!PyArg_ParseTuple(args, "O!nO!:scan", &PyList_Type, &lines, &start, &PyList_Type,
                           &counts))
         return NULL;
-    n = PyList_GET_SIZE(lines);
-    if (start < 0 || start > n) {
+    if (start < 0 || start > PyList_GET_SIZE(lines)) {
         PyErr_SetString(PyExc_IndexError, "scan: start outside the list of lines");
         return NULL;
     }
@@ -416,12 +421,22 @@ static PyObject *scan(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "scan: counts must be a list of ten ints");
         return NULL;
     }
+    for (c = 0; c <= CACHE_FREE; c++)
+        if (!PyLong_CheckExact(PyList_GET_ITEM(counts, c))) {
+            PyErr_SetString(PyExc_TypeError, "scan: counts must be a list of ten ints");
+            return NULL;
+        }
     records = PyList_New(0);
     if (records == NULL)
         return NULL;
-    for (i = start; i < n; i++) {
+    /* The garbage collector may run (and a finalizer change the list) whenever an object
+     * is made: hold each line, and read the list's size afresh. */
+    for (i = start; i < PyList_GET_SIZE(lines); i++) {
         int code;
-        rec = read_line(PyList_GET_ITEM(lines, i), &code);
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        Py_INCREF(line);
+        rec = read_line(line, &code);
+        Py_DECREF(line);
         if (rec == NULL)
             break;
         if (PyList_Append(records, rec) < 0) {
@@ -432,19 +447,32 @@ static PyObject *scan(PyObject *self, PyObject *args)
         by_code[code]++;
         Py_DECREF(rec);
     }
-    for (int c = 0; c <= CACHE_FREE; c++) {
-        PyObject *sum;
+    /* The counts: every sum first (exact ints: no Python code runs), then all stored. */
+    bad = PyList_GET_SIZE(counts) != CACHE_FREE + 1;
+    for (c = 0; c <= CACHE_FREE && !bad; c++) {
+        PyObject *old, *add;
         if (!by_code[c])
             continue;
-        PyObject *add = PyLong_FromSsize_t(by_code[c]);
-        sum = add ? PyNumber_Add(PyList_GET_ITEM(counts, c), add) : NULL;
-        Py_XDECREF(add);
-        if (sum == NULL) {
-            Py_DECREF(records);
-            return NULL;
+        old = PyList_GET_ITEM(counts, c);
+        if (!PyLong_CheckExact(old) || (add = PyLong_FromSsize_t(by_code[c])) == NULL) {
+            bad = 1;
+            break;
         }
-        PyList_SetItem(counts, c, sum);     /* steals sum */
+        sums[c] = PyNumber_Add(old, add);
+        Py_DECREF(add);
+        bad = sums[c] == NULL;
     }
+    if (bad) {
+        for (c = 0; c <= CACHE_FREE; c++)
+            Py_XDECREF(sums[c]);
+        Py_DECREF(records);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "scan: counts must be a list of ten ints");
+        return NULL;
+    }
+    for (c = 0; c <= CACHE_FREE; c++)
+        if (sums[c] != NULL)
+            PyList_SetItem(counts, c, sums[c]);      /* steals; an int's dealloc runs no code */
     return Py_BuildValue("(Nn)", records, i);
 }
 

@@ -424,7 +424,9 @@ def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Itera
 
     When the C module ``kmmlib.trace._ftrace`` was built (:data:`FAST_C`), it reads the lines
     of the hot path, a few thousand at a time, and gives each line to the Python code here
-    only when it cannot read it: the records are the same, in a quarter of the time."""
+    only when it cannot read it: the records and the stats are the same, in a quarter of the
+    time. (It takes lines from ``lines`` up to :data:`SCAN_LINES` ahead of the records it has
+    given: a caller that stops early and goes on reading the same iterator finds them gone.)"""
     if stats is None:
         stats = TraceStats()
     reader = _LineReader(stats)
@@ -437,19 +439,22 @@ def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Itera
                     yield rec
             return
         by_code = reader.by_code
-        for recs in _scanned(lines, reader):
-            given = iter(recs)
-            try:
-                yield from given
-            finally:
-                # Counted when scanned: take back what the consumer did not get, when it
-                # stopped early, so that the stats hold exactly the lines it was given.
-                rest = list(given)
-                if rest:
-                    reader.lineno -= len(rest)
-                    for rec in rest:
-                        by_code[rec[0]] -= 1
-                    reader.last = recs[-len(rest) - 1][1]
+        for piece in _scanned(lines, reader):
+            if piece.__class__ is tuple:                # a record read in Python
+                yield piece
+            elif piece is not None:                     # a run of records read in C
+                given = iter(piece)
+                try:
+                    yield from given
+                finally:
+                    # Counted when scanned: take back what the consumer did not get, when it
+                    # stopped early, so that the stats hold exactly the lines it was given.
+                    rest = list(given)
+                    if rest:
+                        reader.lineno -= len(rest)
+                        for rec in rest:
+                            by_code[rec[0]] -= 1
+                        reader.last = piece[-len(rest) - 1][1]
     finally:
         # Written back once, also when the consumer stops early.
         reader.done()
@@ -457,42 +462,65 @@ def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Itera
 
 def record_batches(lines: Iterable[str], stats: TraceStats | None = None
                    ) -> Iterator[list[tuple]]:
-    """:func:`iter_records`' records, in lists (a few thousand records each, in order): for a
-    consumer that takes them all, this saves handing on each record by itself. The stats
-    count the lines of every list given."""
+    """:func:`iter_records`' records, a list for each :data:`SCAN_LINES` lines read (empty
+    lists left out): for a consumer that takes them all, this saves handing on each record by
+    itself. The stats count every line read when a list is given, the same with the C module
+    and without. An error while reading the lines (a damaged xz file) comes after the list of
+    the lines read before it."""
     if stats is None:
         stats = TraceStats()
     reader = _LineReader(stats)
     try:
-        if _ftrace is not None:
-            yield from _scanned(lines, reader)
+        if _ftrace is None:
+            read = reader.read
+            for batch in _line_batches(lines):
+                out = [rec for rec in map(read, batch) if rec is not None]
+                if out:
+                    yield out
             return
-        read = reader.read
-        out: list[tuple] = []
-        for line in lines:
-            rec = read(line)
-            if rec is not None:
-                out.append(rec)
-                if len(out) == SCAN_LINES:
+        out = []
+        for piece in _scanned(lines, reader):
+            if piece is None:                           # the end of a batch of lines
+                if out:
                     yield out
                     out = []
-        if out:
-            yield out
+            elif piece.__class__ is tuple:
+                out.append(piece)
+            else:
+                out += piece
     finally:
         reader.done()
 
 
-def _scanned(lines: Iterable[str], reader: _LineReader) -> Iterator[list[tuple]]:
-    """Records with the C module, in lists: it reads runs of hot-path lines (one record per
-    line, counted here); every other line goes to ``reader``."""
+def _line_batches(lines: Iterable[str]) -> Iterator[list[str]]:
+    """Lists of :data:`SCAN_LINES` lines (the last shorter). When reading the lines fails,
+    the lines read before the error come first, then the error."""
+    it = iter(lines)
+    while True:
+        batch: list[str] = []
+        try:
+            batch.extend(islice(it, SCAN_LINES))    # keeps what was read before an error
+        except Exception:
+            if batch:
+                yield batch
+            raise
+        if not batch:
+            return
+        yield batch
+
+
+def _scanned(lines: Iterable[str], reader: _LineReader) -> Iterator[list[tuple] | tuple | None]:
+    """The records with the C module, in order: a list for each run of lines it reads (one
+    record per line, counted here), a tuple for each record of a line ``reader`` reads, and
+    None after each batch of lines. A line the C module refuses goes to ``reader``; when it
+    keeps refusing (a trace from another kernel, task names in UTF-8), runs of lines twice as
+    long each time go to ``reader`` before it is asked again. Lines are read a batch ahead
+    of the records given."""
     scan = _ftrace.scan
     read = reader.read
     by_code = reader.by_code
-    it = iter(lines)
-    while True:
-        batch = list(islice(it, SCAN_LINES))
-        if not batch:
-            return
+    run = 1                         # lines for Python after a refusal
+    for batch in _line_batches(lines):
         i, end = 0, len(batch)
         while i < end:
             recs, stop = scan(batch, i, by_code)
@@ -501,12 +529,16 @@ def _scanned(lines: Iterable[str], reader: _LineReader) -> Iterator[list[tuple]]
                     reader.first = recs[0][1]
                 reader.lineno += len(recs)
                 reader.last = recs[-1][1]
+                run = 1
                 yield recs
-            if stop < end:
-                rec = read(batch[stop])
+            elif stop < end:
+                run = min(2 * run, SCAN_LINES)
+            i = min(stop + run, end)
+            for line in batch[stop:i]:
+                rec = read(line)
                 if rec is not None:
-                    yield [rec]
-            i = stop + 1
+                    yield rec
+        yield None
 
 
 class _LineReader:
