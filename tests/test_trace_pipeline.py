@@ -127,6 +127,19 @@ def test_the_header_arrives_with_the_first_batch(tmp_path, monkeypatch):
         assert st.header["entries_in_buffer"] == 40 and st.lines == 0  # the rest at the end
 
 
+def test_the_child_runs_at_a_lower_priority_than_the_replay(tmp_path):
+    """When the child's threads and the replay want the same CPU, the replay goes first: the
+    child's nice value is the parent's plus CHILD_NICE (field 19 of /proc/PID/stat)."""
+    def nice(pid: int | str) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+    st = TraceStats()
+    with pipeline.ChildRecords(long_trace(tmp_path, "nice.txt"), st) as records:
+        next(iter(records))
+        (child,) = children()
+        assert nice(child) == min(nice("self") + pipeline.CHILD_NICE, 19)
+
+
 def test_a_missing_file_fails_before_any_process_starts(tmp_path):
     with pytest.raises(ParseError, match="no such trace file"):
         from_child(tmp_path / "nope.txt")

@@ -49,6 +49,7 @@ from kmmlib.trace.parse import TraceLines, TraceStats, record_batches
 BATCH = 4096                       # records per message (at least; the last may have fewer)
 MIN_BYTES = 64 * 1024              # a smaller file is read faster than a process starts
 STOP_WAIT = 10.0                   # seconds to wait for a stopped child's stats
+CHILD_NICE = 10                    # the child's priority, below the replay's
 PIPE_BYTES = 1 << 20               # the records' pipe buffer (a batch is about 250 KiB)
 
 
@@ -74,6 +75,13 @@ def _child(lines: TraceLines, out: Connection, stop_fd: int) -> None:
     gc.disable()
     # Ctrl-C is the parent's to handle: it stops this process when it stops reading.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The replay is the slower half: when this process's two threads (xz and parsing) and the
+    # parent want the two CPUs at once, the parent should win (about 5 % sooner on the full
+    # trace). Lowering one's own priority is always allowed.
+    try:
+        os.nice(CHILD_NICE)
+    except OSError:
+        pass
     stats = TraceStats()
     batches = record_batches(lines, stats)
     pending: list[tuple] = []
