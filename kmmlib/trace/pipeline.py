@@ -4,16 +4,18 @@ Reading a trace is a good part of replaying it: xz decompression, then splitting
 converting every line (:func:`~kmmlib.trace.parse.iter_records`; on the full trace about
 0.9 s of CPU with the C parser, against 1.0–1.4 s of simulation). On a machine with two CPUs
 the two can overlap, as a pipe between two programs would (``xzcat trace.xz | parse |
-replay``): :class:`ChildRecords` forks a child that reads and parses, and sends the
-records back in batches of :data:`BATCH` through a pipe, while the caller replays the batch
-before. The records, their order and the :class:`~kmmlib.trace.parse.TraceStats` are exactly
-those of reading in this process — only the wall-clock time differs. (Stopped early, the
-stats count what the child had read, which may be a few batches past what was replayed.)
+replay``): :class:`ChildRecords` forks a child that reads and parses
+(:func:`~kmmlib.trace.parse.record_batches`), and sends the records back in batches of
+:data:`BATCH` or more through a pipe, while the caller replays the batch before. The child
+runs at a lower priority (:data:`CHILD_NICE`): the replay is the slower half. The records,
+their order and the :class:`~kmmlib.trace.parse.TraceStats` are exactly those of reading in
+this process — only the wall-clock time differs. (Stopped early, the stats count what the
+child had read, which may be a few batches past what was replayed.)
 
 How the pieces travel: a batch of records is a list of tuples of ints, floats and strings,
 which :mod:`marshal` writes and reads at about a quarter of a microsecond a record (pickle
-takes twice as long); the pipe's buffer makes the child wait when the replay falls behind,
-so at most a few batches are in flight. The child's stats come last (pickled), with its
+takes twice as long); the pipe's buffer (:data:`PIPE_BYTES`, room for a few batches) makes
+the child wait when the replay falls behind. The child's stats come last (pickled), with its
 error if it had one: the caller replays every record read before the error, then sees the
 same exception as when reading in one process.
 
