@@ -58,6 +58,20 @@ def test_the_c_module_is_built_where_there_is_a_compiler():
         "read the compiler's error"
 
 
+def test_a_module_built_from_an_older_source_is_left_aside(tmp_path, monkeypatch):
+    """After `git pull` without `make`, the .so may be older than _ftrace.c: parse.py then
+    reads in pure Python and says how to rebuild, rather than call scan() wrongly."""
+    (tmp_path / "old_ftrace.py").write_text("def scan(lines, start, strings, counts): ...\n")
+    (tmp_path / "new_ftrace.py").write_text(f"ABI = {parse.FTRACE_ABI}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.warns(UserWarning, match="older kmmlib/trace/_ftrace.c: run `make`"):
+        assert parse._load_c("old_ftrace") is None
+    assert parse._load_c("new_ftrace").ABI == parse.FTRACE_ABI
+    assert parse._load_c("no_such_module_here") is None
+    if parse.FAST_C:
+        assert parse._ftrace.ABI == parse.FTRACE_ABI
+
+
 @needs_c
 def test_bundled_trace_reads_the_same_in_c_and_in_python(monkeypatch):
     lines = lzma.open(bundled_trace(), "rt").read().split("\n")

@@ -487,7 +487,15 @@ static struct PyModuleDef module = {
     -1, methods, NULL, NULL, NULL, NULL,
 };
 
+/* parse.py's FTRACE_ABI: what scan() takes and gives. Change both together. */
+#define FTRACE_ABI 1
+
 PyMODINIT_FUNC PyInit__ftrace(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "ABI", FTRACE_ABI) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

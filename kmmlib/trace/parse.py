@@ -53,13 +53,32 @@ from typing import NamedTuple, TextIO
 
 from kmmlib.errors import ParseError
 
-try:
-    # The hot path in C, built by setup.py where a compiler is (optional, as _json is for json).
-    from kmmlib.trace import _ftrace
-except ImportError:                     # pragma: no cover — depends on the install
-    _ftrace = None
-FAST_C = _ftrace is not None            # whether iter_records() reads with the C module
+FTRACE_ABI = 1                          # _ftrace.c's ABI: scan(lines, start, counts)
 SCAN_LINES = 4096                       # lines handed to the C module at a time
+
+
+def _load_c(name: str = "kmmlib.trace._ftrace"):
+    """The hot path in C, built by setup.py where there is a compiler (optional, as _json is
+    for json): the module, or None. A module built from an older _ftrace.c (the source was
+    updated, and not rebuilt since) is left aside with a warning, not called wrongly."""
+    import importlib
+
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        return None
+    if getattr(module, "ABI", None) != FTRACE_ABI:
+        import warnings
+
+        warnings.warn(f"{module.__file__} was built from an older kmmlib/trace/_ftrace.c: "
+                      "run `make` (or `pip install -e .`) to rebuild it. Traces are parsed in "
+                      "pure Python meanwhile (the same records, slower).", stacklevel=2)
+        return None
+    return module
+
+
+_ftrace = _load_c()
+FAST_C = _ftrace is not None            # whether the C module is built (and up to date)
 
 # The events this package replays, in the order include/trace/events/kmem.h defines them.
 KMEM_EVENTS = ("kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_free",
