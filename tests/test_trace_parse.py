@@ -361,6 +361,27 @@ def test_xz_is_recognised_by_content_and_plain_text_reads_the_same(tmp_path):
         read_trace(tmp_path)
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1 << 20])
+def test_the_threaded_reader_gives_the_lines_the_text_stream_gives(tmp_path, monkeypatch,
+                                                                   chunk):
+    """The reading thread gives the lines the text stream gives: UTF-8 with replacement
+    characters for bad bytes, \\r\\n and a lone \\r as newlines, whatever the chunk
+    boundaries (a character or a \\r\\n split between two chunks)."""
+    data = (REAL["kfree"] + "\r\n" + "caf\u00e9 \u20ac").encode() + b" \xff\xfe bad\r" + \
+        REAL["mm_page_free"].encode() + b"\r\n\r\n\xe2\x82 cut\nlast \xc3"
+    path = tmp_path / "t.txt.xz"
+    path.write_bytes(lzma.compress(data))
+    monkeypatch.setattr(TraceLines, "CHUNK", chunk)
+    with TraceLines(path) as lines:
+        assert lines.threaded
+        threaded = list(lines)
+    with TraceLines(path, threaded=False) as lines:
+        plain = [line.rstrip("\n") for line in lines]
+    assert threaded == plain
+    assert plain[1] == "caf\u00e9 \u20ac \ufffd\ufffd bad" and plain[-1] == "last \ufffd"
+    assert len(plain) == 6 and plain[3] == "" and plain[4] == "\ufffd cut"
+
+
 def test_threaded_reader_stops_cleanly_when_the_consumer_stops():
     with TraceLines(bundled_trace()) as lines:
         it = iter(lines)
