@@ -446,8 +446,6 @@ def iter_records(lines: Iterable[str], stats: TraceStats | None = None) -> Itera
     only when it cannot read it: the records and the stats are the same, in a quarter of the
     time. (It takes lines from ``lines`` up to :data:`SCAN_LINES` ahead of the records it has
     given: a caller that stops early and goes on reading the same iterator finds them gone.)"""
-    if stats is None:
-        stats = TraceStats()
     reader = _LineReader(stats)
     try:
         if _ftrace is None:
@@ -486,8 +484,6 @@ def record_batches(lines: Iterable[str], stats: TraceStats | None = None
     itself. The stats count every line read when a list is given, the same with the C module
     and without. An error while reading the lines (a damaged xz file) comes after the list of
     the lines read before it."""
-    if stats is None:
-        stats = TraceStats()
     reader = _LineReader(stats)
     try:
         if _ftrace is None:
@@ -565,8 +561,8 @@ class _LineReader:
     (:func:`iter_records`). ``read(line)`` gives the line's record, or None for a line that
     is not a kmem event (counted in the stats); :meth:`done` writes the counts back."""
 
-    def __init__(self, stats: TraceStats):
-        self.stats = stats
+    def __init__(self, stats: TraceStats | None):
+        self.stats = stats if stats is not None else TraceStats()   # one of its own, if none
         self.by_code = [0] * len(KMEM_EVENTS)       # fast-path events, by record code
         self.careful: dict[str, int] = {}           # the others, by name as printed
         self.lineno = 0
