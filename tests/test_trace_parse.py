@@ -200,34 +200,43 @@ def test_a_failed_allocation_is_pfn_minus_one_however_null_is_printed():
 ODD = "          bash-1    [000] .....  1.5: mm_page_free: page=00000000deadbeef pfn=0x10 order=0"
 
 
-@pytest.mark.parametrize("line", [
-    ODD.replace("1.5:", "nan:"), ODD.replace("1.5:", "1e3:"), ODD.replace("1.5:", "1_0.5:"),
-    ODD.replace("1.5:", ".5:"), ODD.replace("1.5:", "5.:"), ODD.replace("1.5:", "1..5:"),
-    ODD.replace("1.5:", ":"), ODD.replace("1.5:", "1.5"), ODD.replace("[000]", "[+01]"),
-    ODD.replace("[000]", "[-1]"), ODD.replace("bash-1", "bash-x"), ODD.replace("bash-1", "bash1"),
-    ODD.replace("mm_page_free:", "mm_page_free_batched:") + " pfn=0x20",
-    ODD.replace("mm_page_free: page=00000000deadbeef pfn=0x10 order=0",
-                "kfree: foo=f+0x1/0x2 ptr=00000000cafe"),
-    ODD.replace("mm_page_free: page=00000000deadbeef pfn=0x10 order=0",
-                "kmem_cache_free: call_site=f ptr2=00000000cafe name=filp"),
-    ODD.replace("mm_page_free: page=00000000deadbeef pfn=0x10 order=0",
-                "kmem_cache_alloc: call_site=f ptr=p name=filp bytes_req=1 bytes_alloc=2 "
-                "gfp_flags=G x y"),
-    ODD.replace("mm_page_free: page=00000000deadbeef pfn=0x10 order=0",
-                "kmalloc: foo=x ptr=y bytes_req=1 bytes_alloc=8 gfp_flags=G node=-1 "
-                "accounted=false"),
+MALFORMED = None
+
+
+@pytest.mark.parametrize("line, want", [
+    (ODD.replace("1.5:", "nan:"), MALFORMED), (ODD.replace("1.5:", "1e3:"), MALFORMED),
+    (ODD.replace("1.5:", "1_0.5:"), MALFORMED), (ODD.replace("1.5:", ".5:"), MALFORMED),
+    (ODD.replace("1.5:", "5.:"), MALFORMED), (ODD.replace("1.5:", "1..5:"), MALFORMED),
+    (ODD.replace("1.5:", ":"), MALFORMED), (ODD.replace("1.5:", "1.5"), MALFORMED),
+    (ODD.replace("[000]", "[+01]"), MALFORMED), (ODD.replace("[000]", "[-1]"), MALFORMED),
+    (ODD.replace("bash-1", "bash-x"), MALFORMED), (ODD.replace("bash-1", "bash1"), MALFORMED),
+    # A key given twice: reading by name keeps the last value.
+    (ODD.replace("mm_page_free:", "mm_page_free_batched:") + " pfn=0x20",
+     (2, 1.5, 0, "bash-1", 0x20)),
+    (ODD.replace("mm_page_free: page=00000000deadbeef pfn=0x10 order=0",
+                 "kfree: foo=f+0x1/0x2 ptr=00000000cafe"), MALFORMED),      # no call_site
+    (ODD.replace("mm_page_free: page=00000000deadbeef pfn=0x10 order=0",
+                 "kmem_cache_free: call_site=f ptr2=00000000cafe name=filp"), MALFORMED),
+    # gfp_flags runs to the next key, spaces and all.
+    (ODD.replace("mm_page_free: page=00000000deadbeef pfn=0x10 order=0",
+                 "kmem_cache_alloc: call_site=f ptr=p name=filp bytes_req=1 bytes_alloc=2 "
+                 "gfp_flags=G x y"), (8, 1.5, 0, "bash-1", "p", 1, 2, "G x y", "filp", "f")),
+    (ODD.replace("mm_page_free: page=00000000deadbeef pfn=0x10 order=0",
+                 "kmalloc: foo=x ptr=y bytes_req=1 bytes_alloc=8 gfp_flags=G node=-1 "
+                 "accounted=false"), MALFORMED),                              # no call_site
 ])
-def test_odd_lines_read_as_reading_by_name_reads_them(line):
+def test_odd_lines_read_as_reading_by_name_reads_them(line, want):
     """The fast path checks what it reads by place (timestamp digits, [CPU], TASK-PID, the
     keys): an odd line gives the record, or the malformed count, that reading it by name
-    gives."""
+    gives — and that is the one written here."""
     recs, st = records([line])
-    try:
-        _, _, want = _careful_record(line)
-    except (IndexError, KeyError, ValueError, ParseError):
+    if want is MALFORMED:
         assert recs == [] and st.malformed == 1, recs
+        with pytest.raises((IndexError, KeyError, ValueError, ParseError)):
+            _careful_record(line)
     else:
         assert recs == [want] and st.malformed == 0
+        assert _careful_record(line)[2] == want
 
 
 def test_older_kernels_layouts():
@@ -383,10 +392,17 @@ def test_the_threaded_reader_gives_the_lines_the_text_stream_gives(tmp_path, mon
 
 
 def test_threaded_reader_stops_cleanly_when_the_consumer_stops():
+    import threading
+
     with TraceLines(bundled_trace()) as lines:
         it = iter(lines)
         first = [next(it) for _ in range(20)]
+        reader = lines._thread
+        assert reader is not None and reader.is_alive()      # it was reading ahead
     assert first[0].startswith("# tracer")
+    # Leaving the block stopped and joined the reader, which had most of the file to go.
+    assert not reader.is_alive()
+    assert reader not in threading.enumerate()
 
 
 # -- trimming and capturing -------------------------------------------------------------------
