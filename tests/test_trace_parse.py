@@ -6,6 +6,7 @@ builds a variant (another kernel's layout, a damaged line)."""
 from __future__ import annotations
 
 import lzma
+import os
 import re
 import subprocess
 import sys
@@ -436,10 +437,26 @@ def test_capture_refuses_politely_without_root_or_tracefs(tmp_path):
     assert find_tracefs([str(tmp_path)]) is None
     with pytest.raises(CaptureRefused, match="seconds"):
         capture(tmp_path / "x.txt", seconds=600, tracefs=tmp_path, euid=0)
+    with pytest.raises(CaptureRefused, match="is not a tracefs with kmem events"):
+        check_can_capture(tmp_path, euid=0)
+    # The command line says the same in one line, exit status 2, whoever runs it.
     r = subprocess.run([sys.executable, "-m", "kmmlib.trace.capture", "--tracefs",
                         str(tmp_path), "-o", str(tmp_path / "t.txt"), "--seconds", "1"],
                        capture_output=True, text=True)
-    assert r.returncode == 2 and "capture:" in r.stderr and "Traceback" not in r.stderr
+    want = "is not a tracefs with kmem events" if os.geteuid() == 0 else "needs root"
+    assert r.returncode == 2 and r.stderr.startswith("capture: ") and want in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and not (tmp_path / "t.txt").exists()
+
+
+def test_capture_command_line_refuses_a_non_root_user(tmp_path, monkeypatch, capsys):
+    from kmmlib.trace import capture as capture_mod
+
+    monkeypatch.setattr(capture_mod.os, "geteuid", lambda: 1000)
+    root = fake_tracefs(tmp_path / "tracefs")
+    assert capture_mod.main(["--tracefs", str(root), "-o", str(tmp_path / "t.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("capture: capturing kernel events needs root") and err.count("\n") == 1
+    assert list((root / "instances").iterdir()) == []          # nothing was made
 
 
 def fake_tracefs(root: Path) -> Path:

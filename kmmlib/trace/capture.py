@@ -116,7 +116,8 @@ def find_tracefs(candidates=TRACEFS_DIRS) -> Path | None:
 
 
 def check_can_capture(tracefs: Path | None, euid: int | None = None) -> Path:
-    """The tracefs to use, or :class:`CaptureRefused` saying why not."""
+    """The tracefs to use, or :class:`CaptureRefused` saying why not: not root, no tracefs
+    mounted, or a ``--tracefs`` directory that is not one."""
     euid = os.geteuid() if euid is None else euid
     if euid != 0:
         raise CaptureRefused("capturing kernel events needs root (tracefs is root-only); "
@@ -126,6 +127,10 @@ def check_can_capture(tracefs: Path | None, euid: int | None = None) -> Path:
         raise CaptureRefused("no tracefs found at " + " or ".join(TRACEFS_DIRS) +
                              "; mount it with 'mount -t tracefs nodev /sys/kernel/tracing' "
                              "(the kernel needs CONFIG_FTRACE), or replay the bundled trace")
+    if not ((tracefs / "events" / "kmem").is_dir() and (tracefs / "instances").is_dir()):
+        raise CaptureRefused(f"{tracefs} is not a tracefs with kmem events (it has no "
+                             "events/kmem/ or no instances/); leave out --tracefs to use "
+                             "the mounted one")
     return tracefs
 
 
