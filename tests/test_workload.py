@@ -134,16 +134,25 @@ def test_widget_steps_does_refuses_and_goes_back():
 def test_tmpfs_experiment_on_this_machine():
     """Shmem moves by what the model predicts (the other lines move with the rest of the
     machine too, so only Shmem is held to the model), and the file is gone."""
-    e = tmpfs_experiment(16)
-    if not e.ran:
-        pytest.skip(e.why)
-    assert e.predicted["Shmem"] == 16 * MIB == e.predicted["Cached"] == -e.predicted["MemFree"]
-    assert e.predicted["Committed_AS"] == 16 * MIB
-    assert abs(e.measured["Shmem"] - e.predicted["Shmem"]) <= 256, e.table()
-    # Committed_AS moves with other programs too, but never by less than the file's charge
-    # minus what they may have released meanwhile: allow a quarter.
-    assert e.measured["Committed_AS"] >= e.predicted["Committed_AS"] * 3 // 4, e.table()
-    assert not [p for p in Path(e.why).iterdir() if p.name.startswith("kmm-course-")]
+    tries = []
+    for _ in range(3):
+        e = tmpfs_experiment(16)
+        if not e.ran:
+            pytest.skip(e.why)
+        assert e.predicted["Shmem"] == 16 * MIB == e.predicted["Cached"] == \
+            -e.predicted["MemFree"]
+        assert e.predicted["Committed_AS"] == 16 * MIB
+        assert abs(e.measured["Shmem"] - e.predicted["Shmem"]) <= 256, e.table()
+        assert not [p for p in Path(e.why).iterdir() if p.name.startswith("kmm-course-")]
+        tries.append(e.table())
+        # Committed_AS moves with other programs too: a program that exits meanwhile takes
+        # its own charge away (-55 MB once, on a busy machine). Allowing a quarter, one try
+        # in three must show the file's charge.
+        if e.measured["Committed_AS"] >= e.predicted["Committed_AS"] * 3 // 4:
+            break
+    else:
+        pytest.fail("Committed_AS did not grow by the file's charge in three tries:\n"
+                    + "\n".join(tries))
     assert "predicted" in e.table()
 
 
