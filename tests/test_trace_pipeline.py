@@ -83,6 +83,18 @@ def processes_reading(path: Path) -> list[str]:
     return out
 
 
+def wait_for_readers(path: Path, n: int, timeout: float = 20.0) -> bool:
+    """Whether ``n`` processes name ``path`` within ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(processes_reading(path)) == n:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def from_child(path) -> tuple[list, TraceStats]:
     st = TraceStats()
     with pipeline.ChildRecords(path, st) as records:
@@ -228,6 +240,25 @@ def test_merging_stats_is_reading_on():
         (whole.malformed, whole.lost_events, whole.lines)
     assert (first.first_ts, first.last_ts, first.header, first.notes) == \
         (whole.first_ts, whole.last_ts, whole.header, whole.notes)
+    # The other way round: a reader that saw nothing yet takes the header and the notes
+    # (a child that found only the header sends them in its stats, with no batch).
+    empty = TraceStats()
+    empty.merge(whole)
+    assert whole.header and empty.header == whole.header and empty.notes == whole.notes
+    assert empty.events == whole.events and empty.first_ts == whole.first_ts
+
+
+def test_a_trace_with_only_a_header_gets_its_header_from_the_child(tmp_path):
+    path = tmp_path / "header-only.txt"
+    head = "".join(ln for ln in messy_trace().splitlines(keepends=True) if ln.startswith("#"))
+    path.write_text(head * (pipeline.MIN_BYTES // len(head) + 1))
+    records, st = from_child(path)
+    assert records == [] and st.nr_events == 0
+    from kmmlib.trace.parse import iter_records
+
+    here = TraceStats()
+    assert list(iter_records(path.read_text().splitlines(keepends=True), here)) == []
+    assert st.header == here.header != {} and st.lines == here.lines
 
 
 def test_ctrl_c_during_kmm_replay_stops_both_processes_quietly(python, tmp_path):
@@ -241,7 +272,8 @@ def test_ctrl_c_during_kmm_replay_stops_both_processes_quietly(python, tmp_path)
     p = subprocess.Popen([python, "-m", "kmmlib", "replay", str(big), "--no-progress"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
-    time.sleep(1.0)
+    assert wait_for_readers(big, 2)                     # the replay and its child
+    time.sleep(0.5)
     os.killpg(p.pid, signal.SIGINT)
     out, err = p.communicate(timeout=60)
     assert p.returncode == -signal.SIGINT, err
@@ -253,31 +285,39 @@ def test_ctrl_c_during_kmm_replay_stops_both_processes_quietly(python, tmp_path)
 def test_a_replay_that_fails_midway_ends_the_child():
     """An exception in the replay (here from the progress callback) ends the reader at once,
     even while the traceback — which Jupyter keeps — holds on to everything."""
+    seen = []
+
     def progress(n):
         if n > 10000:
+            seen.append(children())
             raise RuntimeError("stop here")
 
+    # pytest keeps the traceback in ``info``, and with it every frame, as Jupyter would.
     with pytest.raises(RuntimeError, match="stop here") as info:
         Replay().run(bundled_trace(), progress, parallel=True)
-    assert info.traceback is not None                       # the frames are still alive
-    assert children() == []
+    assert len(seen) == 1 and len(seen[0]) == 1, seen      # a child was reading then
+    assert children() == [] and info.value.__traceback__ is not None
 
 
 def test_stats_after_stopping_early_count_at_least_what_was_replayed():
     """Stopped early, the child's stats come back too: they count what it had read (at least
     what was replayed, a few batches more at most), as reading here counts what it read."""
+    seen = []
+
     def progress(n):
         if n > 20000:
+            seen.append(len(children()))
             raise RuntimeError("enough")
 
     for parallel in (False, True):
         rp = Replay()
         with pytest.raises(RuntimeError):
             rp.run(bundled_trace(), progress, parallel=parallel)
+        assert rp.parallel is parallel
         st = rp.stats
         assert 20000 < st.nr_events <= 20000 + 8 * pipeline.BATCH, (parallel, st.nr_events)
         assert st.lines >= st.nr_events and st.first_ts is not None
-    assert children() == []
+    assert seen == [0, 1] and children() == []
 
 
 def test_a_machine_that_cannot_fork_now_reads_in_one_process(monkeypatch):
@@ -323,7 +363,8 @@ def test_a_child_whose_parent_is_killed_ends_too(python, tmp_path):
     code = ("import sys; from kmmlib.trace.replay import Replay; "
             "Replay().run(sys.argv[1], parallel=True)")
     p = subprocess.Popen([python, "-c", code, str(big)])
-    time.sleep(1.0)
+    assert wait_for_readers(big, 2)                     # the replay and its child
+    time.sleep(0.5)
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=30)
     for _ in range(50):
