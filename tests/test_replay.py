@@ -355,6 +355,29 @@ def test_empty_trace(tmp_path):
     assert list(iter_records([], st)) == [] and st.first_ts is None
 
 
+def test_replay_zone_counts_what_the_tracepoints_would():
+    """buddy_takes (mm_page_alloc_zone_locked) and drained_pages (mm_page_pcpu_drain), held
+    to what the per-cpu list's own count says happened: a refill put its blocks on the list
+    and handed out one; a drain took pages off it that no allocation took."""
+    from kmmlib.mm.migratetype import MIGRATE_MOVABLE
+    from kmmlib.trace.replay import ReplayZone
+
+    z = ReplayZone(1 << 14, pcp=True, nr_cpus=1)
+    pcp = z.pcp[0]
+    taken = []
+    want_takes = 0
+    for _ in range(3000):
+        before = pcp.count
+        taken.append(z.rmqueue(0, MIGRATE_MOVABLE, 0, 0))
+        want_takes += pcp.count - before + 1       # 0 unless this allocation refilled
+    assert z.buddy_takes == z.refill_takes == want_takes > 3000 // pcp.batch
+    before = pcp.count
+    for pfn in taken:
+        z.free(pfn, 0)
+    assert z.drained_pages == before + len(taken) - pcp.count > 0
+    assert z.nr_free_pages + pcp.count == 1 << 14
+
+
 def test_zone_subclass_keeps_zone_behaviour():
     """ReplayZone only counts and routes frees: the same requests give the same pfns as a
     plain Zone."""
