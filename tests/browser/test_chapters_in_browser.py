@@ -43,7 +43,11 @@ def open_and_run(browser, lab, notebook: Path):
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(f"{base}/lab/tree/notebooks/{notebook.name}?token={token}")
+    # A workspace of its own, emptied (?reset): the default one would reopen every chapter
+    # an earlier test opened, each starting a kernel, all at once (and jupyter_server can
+    # answer a 500 to GET /api/kernels while a kernel is half started).
+    page.goto(f"{base}/lab/workspaces/{notebook.stem}/tree/notebooks/{notebook.name}"
+              f"?reset&token={token}")
     from playwright.sync_api import expect
 
     expect(page.locator("#jp-main-statusbar")).to_contain_text("| Idle", timeout=90_000)
@@ -54,15 +58,22 @@ def open_and_run(browser, lab, notebook: Path):
     return page, problems
 
 
+def sessions(lab) -> list[dict]:
+    """The server's notebook sessions (one per open notebook with a kernel)."""
+    import urllib.request
+
+    base, token = lab
+    with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=10) as r:
+        return json.loads(r.read())
+
+
 def shutdown_kernels(lab) -> None:
     """End every session the page started, so each test starts from fresh kernels and the
     server is not left running nine chapters' kernels at once."""
     import urllib.request
 
     base, token = lab
-    with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=10) as r:
-        sessions = json.loads(r.read())
-    for s in sessions:
+    for s in sessions(lab):
         req = urllib.request.Request(f"{base}/api/sessions/{s['id']}?token={token}",
                                      method="DELETE")
         urllib.request.urlopen(req, timeout=30).close()
@@ -82,6 +93,8 @@ OUTPUT = "xpath=ancestor::div[contains(@class, 'jp-OutputArea-output')][1]"
 def test_chapter_runs_and_its_widgets_respond(browser, lab, artifacts, notebook):
     page, problems = open_and_run(browser, lab, notebook)
     try:
+        # The chapter runs alone: its own kernel, no earlier chapter reopened beside it.
+        assert [s["path"] for s in sessions(lab)] == [f"notebooks/{notebook.name}"]
         assert page.evaluate(ERRORS) == []
         page.wait_for_timeout(1000)  # let the last widget views render
         assert page.get_by_text("Error displaying widget").count() == 0
