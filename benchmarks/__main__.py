@@ -18,7 +18,7 @@ def main(argv: list[str]) -> int:
     here = Path(__file__).resolve().parent
     sys.path.insert(0, str(here.parent))
     only = set(argv)
-    rows = []
+    rows = [_speed_row("before")]
     for info in sorted(pkgutil.iter_modules([str(here)]), key=lambda m: m.name):
         if not info.name.startswith("bench_"):
             continue
@@ -27,6 +27,7 @@ def main(argv: list[str]) -> int:
         mod = importlib.import_module(f"benchmarks.{info.name}")
         print(f"running {info.name} …", file=sys.stderr, flush=True)
         rows.extend(mod.run())
+    rows.append(_speed_row("after"))
     headers = ("benchmark", "value", "unit", "target", "ok")
     table = [headers] + [
         (r["benchmark"], _fmt(r["value"]), r["unit"], r["target"], "yes" if r["ok"] else "NO")
@@ -39,6 +40,14 @@ def main(argv: list[str]) -> int:
         if n == 0:
             print("  ".join("-" * w for w in widths))
     return 0 if all(r["ok"] for r in rows) else 1
+
+
+def _speed_row(when: str) -> dict:
+    from benchmarks.timing import machine_speed
+
+    return {"benchmark": f"this machine's Python speed now, {when} the benchmarks (a fixed "
+                         "loop; every figure moves with it)", "value": round(machine_speed(), 2),
+            "unit": "M steps/s", "target": "(report only)", "ok": True}
 
 
 def _fmt(value: float) -> str:
