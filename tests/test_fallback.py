@@ -194,6 +194,52 @@ def test_unmovable_claims_a_pageblock_with_half_of_it_free():
     z.check()
 
 
+def test_unmovable_request_counts_the_unmovable_pages_of_a_movable_pageblock_as_alike():
+    # Pageblock 0, Movable: 0-127 used movable, 128-255 free (one order-7 block), 256-511 used
+    # by an unmovable allocation. Free pages alone (128) are less than half the pageblock, but
+    # try_to_claim_block() adds the "alike" pages: for an unmovable request in a movable
+    # pageblock, every used page that is not movable, 512 - 128 - 128 = 256. 128 + 256 >= 256:
+    # claimed, and the request is served from it (pfn 128).
+    z = Zone(1024)
+    assert z.alloc(9) == 0 and z.alloc(9) == 512
+    z.free(0, 9)
+    assert z.alloc(7, M) == 0 and z.alloc(7, M) == 128 and z.alloc(8, M) == 256
+    z.set_pageblock_migratetype(0, U)                   # no free block in it: allowed
+    z.free(128, 7)
+    z.free(256, 8)
+    assert z.alloc(8, U) == 256 and z.alloc(7, U) == 128     # now owned by unmovable requests
+    z.set_pageblock_migratetype(0, M)
+    z.free(128, 7)
+    assert z.free_blocks() == [(128, 7, M)]
+    with Collect(z.events) as seen:
+        assert z.alloc(0, U) == 128
+    claim = next(e for e in seen if e.kind in ("claim", "claim_refused"))
+    assert claim.kind == "claim"
+    assert (claim.data["free_pages"], claim.data["alike_pages"]) == (128, 256)
+    assert z.get_pageblock_migratetype(0) == U
+    z.check()
+
+
+def test_movable_request_counts_the_movable_pages_of_an_unmovable_pageblock_as_alike():
+    # The mirror case: pageblock 0, Unmovable, with 0-383 used by movable allocations and
+    # 384-511 free. A movable request's alike pages are the movable ones: 128 free + 384 alike
+    # >= 256, so the pageblock is claimed back to Movable.
+    z = Zone(1024)
+    assert z.alloc(9) == 0 and z.alloc(9) == 512
+    z.free(0, 9)
+    assert z.alloc(8, M) == 0 and z.alloc(7, M) == 256 and z.alloc(7, M) == 384
+    z.set_pageblock_migratetype(0, U)
+    z.free(384, 7)
+    assert z.free_blocks() == [(384, 7, U)]
+    with Collect(z.events) as seen:
+        assert z.alloc(0, M) == 384
+    claim = next(e for e in seen if e.kind in ("claim", "claim_refused"))
+    assert claim.kind == "claim"
+    assert (claim.data["free_pages"], claim.data["alike_pages"]) == (128, 384)
+    assert z.get_pageblock_migratetype(0) == M
+    z.check()
+
+
 def test_too_busy_pageblock_is_not_claimed_and_one_block_is_stolen():
     # Pageblock 0 with 300 movable pages in use: free 212 = 300/o2 304/o4 320/o6 384/o7.
     # Claiming: orders 7, 6, 4, 2 each offer a Movable block in the same pageblock; each time
