@@ -430,13 +430,19 @@ def test_highatomic_reserve_after_a_high_order_atomic_allocation():
 
 
 def test_highatomic_reserve_is_capped_and_absent_in_small_zones():
+    # 65536 pages: 1 % is 655, rounded up to whole pageblocks 1024: two pageblocks, then no
+    # more (reserve_highatomic_pageblock(): nr_reserved_highatomic >= max_managed → return).
     z = atomic_zone()
-    fill_to(z, 1900)
-    held = []
-    for _ in range(6):
-        held.append(z.alloc_pages("GFP_ATOMIC|__GFP_NOWARN", 1))
-        z.alloc(9, M) if z.nr_free_pages > 1600 else None
-    assert z.nr_reserved_highatomic <= 1024
+    pb = z.pageblock_nr_pages
+    assert z.max_highatomic_pages() == 2 * pb == 1024
+    reserved = []
+    for i in range(4):
+        ok = z.reserve_highatomic_pageblock(i * pb, 0)
+        reserved.append((ok, z.nr_reserved_highatomic))
+    assert reserved == [(True, 512), (True, 1024), (False, 1024), (False, 1024)]
+    assert [z.get_pageblock_migratetype(i * pb) for i in range(4)] == [
+        MIGRATE_HIGHATOMIC, MIGRATE_HIGHATOMIC, M, M]
+    z.check()
     small = Zone(16384, watermarks=(1000, 2000, 3000))   # 1 % = 163 < 512: no reserve
     assert small.max_highatomic_pages() == 0
     fill_to(small, 1900)
