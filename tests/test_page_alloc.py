@@ -21,6 +21,7 @@ from kmmlib.mm.migratetype import (
     parse_migratetype,
 )
 from kmmlib.mm.page_alloc import (
+    ZONE_BELOW_HIGH,
     PageAllocator,
     Zone,
     boot_free_blocks,
@@ -421,19 +422,95 @@ def test_pcp_pages_are_not_counted_free():
     z.check()
 
 
-def test_pcp_drains_above_high():
-    # percpu_pagelist_high_fraction fixes high: 65536 / 1000 = 65 per CPU; batch 15.
-    z = Zone(1 << 16, pcp=True, percpu_pagelist_high_fraction=1000)
-    assert (z.pcp[0].batch, z.pcp[0].high_min, z.pcp[0].high_max) == (15, 65, 65)
-    pages = [z.alloc(0) for _ in range(300)]
-    drains = 0
+class PcpFrees:
+    """mm/page_alloc.c's order-0 free path, written out again from the kernel source to check
+    the simulator against: free_frozen_page_commit() counts the page and the run of frees
+    (free_count, capped at batch << PCP_BATCH_SCALE_MAX = 5), nr_pcp_high() tunes pcp->high
+    and says when to drain, nr_pcp_free() how much (clamp(free_count, batch, high - batch);
+    high >= 4 * batch always, zone_highsize()). One CPU, one list."""
+
+    def __init__(self, pcp, below_high: bool):
+        self.count, self.high, self.free_count = pcp.count, pcp.high, pcp.free_count
+        self.batch, self.high_min, self.high_max = pcp.batch, pcp.high_min, pcp.high_max
+        self.below_high = below_high
+
+    def free(self) -> int:
+        """One free; returns the pages a drain gave back (0 if none)."""
+        batch = self.batch
+        self.count += 1
+        if self.free_count < batch << 5:
+            self.free_count += 1
+        high = self.high = min(max(self.high, self.high_min), self.high_max)
+        if self.high_min != self.high_max:
+            if self.below_high:
+                self.high = max(high - max(self.free_count, batch), self.high_min)
+                high = max(self.count, self.high_min)
+            elif self.count >= high:
+                need = self.free_count + batch
+                if self.high < need:
+                    self.high = min(max(need, self.high_min), self.high_max)
+        if self.count < high:
+            return 0
+        n = min(max(self.free_count, batch), high - batch, self.count)
+        self.count -= n
+        self.below_high = False          # the zone is above its high mark again: cleared
+        return n
+
+
+def pcp_frees_match_the_kernel(z: Zone, pages: list[int], below_high: bool) -> list[int]:
+    """Free ``pages`` one by one; after each, the per-cpu list's count and high must be the
+    ones the kernel's code computes. The pages each drain gave back."""
+    pcp = z.pcp[0]
+    want = PcpFrees(pcp, below_high)
+    drained = []
     for p in pages:
         with Collect(z.events) as seen:
             z.free(p, 0)
-        drains += sum(e.kind == "pcp_drain" for e in seen)
-        assert z.pcp[0].count < 65
-    assert drains > 0
+        n = want.free()
+        got = [e.data["count"] for e in seen if e.kind == "pcp_drain"]
+        assert got == ([n] if n else []), (p, got, n)
+        assert (pcp.count, pcp.high) == (want.count, want.high), p
+        assert (ZONE_BELOW_HIGH in z.flags) == want.below_high
+        drained += [n] if n else []
+    return drained
+
+
+def test_pcp_drains_above_high():
+    # percpu_pagelist_high_fraction fixes high: 65536 / 1000 = 65 per CPU; batch 15. Each
+    # drain returns the run of frees so far, at least a batch, leaving at least a batch.
+    z = Zone(1 << 16, pcp=True, percpu_pagelist_high_fraction=1000)
+    assert (z.pcp[0].batch, z.pcp[0].high_min, z.pcp[0].high_max) == (15, 65, 65)
+    pages = [z.alloc(0) for _ in range(300)]
+    drained = pcp_frees_match_the_kernel(z, pages, below_high=False)
+    assert drained[0] < drained[-1] == 50 and len(drained) >= 5     # up to high - batch
     z.check()
+
+
+def test_pcp_high_grows_to_hold_a_run_of_frees_and_decays_below_the_high_mark():
+    # high_min 60, high_max 8192: nr_pcp_high() tunes pcp->high. Above the zone's high mark,
+    # a drain first raises high to fit free_count + batch; with ZONE_BELOW_HIGH set (kswapd's
+    # sign that the zone runs low), every free lowers it by a run of frees (at least a batch)
+    # and a drain happens as soon as the list holds high_min, then the flag is cleared.
+    for below_high in (False, True):
+        z = Zone(1 << 16, pcp=True)
+        pcp = z.pcp[0]
+        assert (pcp.batch, pcp.high_min, pcp.high_max) == (15, 60, 8192)
+        pages = [z.alloc(0) for _ in range(3000)]
+        assert pcp.high > 3000                  # the refills raised it (nr_pcp_alloc())
+        if below_high:
+            z.flags.add(ZONE_BELOW_HIGH)
+        else:
+            # Start from high_min, where vmstat's decay_pcp_high() leaves it after a while.
+            pcp.high = pcp.high_min
+        start = pcp.high
+        drained = pcp_frees_match_the_kernel(z, pages, below_high)
+        assert drained
+        if below_high:
+            assert ZONE_BELOW_HIGH not in z.flags
+            assert len(drained) >= 1 and pcp.high < start
+        else:
+            assert pcp.high > start
+        z.check()
 
 
 def test_pcp_refill_hands_out_ascending_pfns():
