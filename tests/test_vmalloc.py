@@ -200,3 +200,6 @@ def test_kmalloc_vs_vmalloc_side_by_side(machine):
                                               "physically", "contiguous:", "no"]
     kp = slub.virt_to_pfn(k)
     assert f"{kp + 3:#10x}" in text
+    # The kmalloc column's four pages are one order-2 block of the buddy allocator
+    # (kmalloc_large()), which is why they are contiguous.
+    assert zone.allocated_blocks().get(kp) == 2

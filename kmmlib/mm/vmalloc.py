@@ -345,18 +345,20 @@ def kmalloc_vs_vmalloc(slub, vm: Vmalloc, kaddr: int, vaddr: int) -> str:
     """The seed's interview question as two memory maps side by side: for each page of a
     kmalloc'd block and of a vmalloc area, its virtual address and the physical page (pfn)
     behind it. kmalloc's pfns are consecutive; vmalloc's need not be."""
-    kpfn = slub.virt_to_pfn(kaddr)
     knr = slub.ksize(kaddr) // PAGE_SIZE or 1
+    # The linear map: virt_to_pfn() of each page is a subtraction, so these come out
+    # consecutive whenever the buddy allocator handed out one block.
+    kpfns = [slub.virt_to_pfn(kaddr + i * PAGE_SIZE) for i in range(knr)]
     vmap = vm.mapping(vaddr)
     rows = max(knr, len(vmap))
     lines = [f"{'kmalloc (linear map)':<42}  {'vmalloc (vmalloc area)':<42}",
              f"{'virtual address':<20} {'pfn':>10}            "
              f"{'virtual address':<20} {'pfn':>10}"]
     for i in range(rows):
-        left = (f"{kaddr + i * PAGE_SIZE:#018x}   {kpfn + i:#10x}" if i < knr else "")
+        left = (f"{kaddr + i * PAGE_SIZE:#018x}   {kpfns[i]:#10x}" if i < knr else "")
         right = (f"{vmap[i][0]:#018x}   {vmap[i][1]:#10x}" if i < len(vmap) else "")
         lines.append(f"{left:<42}  {right}")
-    kcont = True
+    kcont = all(kpfns[i + 1] == kpfns[i] + 1 for i in range(knr - 1))
     vcont = all(vmap[i + 1][1] == vmap[i][1] + 1 for i in range(len(vmap) - 1))
     lines.append(f"{'physically contiguous: ' + ('yes' if kcont else 'no'):<42}  "
                  f"physically contiguous: {'yes' if vcont else 'no'}")
