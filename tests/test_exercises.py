@@ -139,3 +139,58 @@ def test_checks_pass_on_the_solution_and_fail_on_the_stub(solution):
     got = check_cell_errors(run_notebook(student))
     # Every check must fail, and fail with the learner-facing message, not a NameError.
     assert got == ["ExerciseFailed"] * len(got), f"checks on the student stub raised {got}"
+
+
+# -- checks reject plausible wrong answers -------------------------------------------------
+def mini_buddy(head_boot: bool = False, tail_rule_at_order_9: bool = False):
+    """Chapter 06's MiniBuddy, right, or with one of two mistakes a learner makes: boot blocks
+    inserted at the head, or the tail rule (buddy_merge_likely) applied at order 9 too."""
+    from kmmlib.mm.page_alloc import boot_free_blocks
+
+    class MiniBuddy:
+        def __init__(self, n):
+            self.n, self.lists = n, [[] for _ in range(11)]
+            for pfn, order in boot_free_blocks(0, n):
+                if head_boot:
+                    self.lists[order].insert(0, pfn)
+                else:
+                    self.lists[order].append(pfn)
+
+        def alloc(self, order):
+            for cur in range(order, 11):
+                if self.lists[cur]:
+                    pfn = self.lists[cur].pop(0)
+                    for k in range(cur - 1, order - 1, -1):
+                        self.lists[k].insert(0, pfn + (1 << k))
+                    return pfn
+            return None
+
+        def free(self, pfn, order):
+            def is_free(p, o):
+                return p < self.n and p in self.lists[o]
+
+            while order < 10 and is_free(pfn ^ (1 << order), order):
+                self.lists[order].remove(pfn ^ (1 << order))
+                pfn &= ~(1 << order)
+                order += 1
+            limit = 10 if tail_rule_at_order_9 else 9
+            if order < limit and is_free((pfn & ~(1 << order)) ^ (1 << (order + 1)), order + 1):
+                self.lists[order].append(pfn)
+            else:
+                self.lists[order].insert(0, pfn)
+
+        def free_lists(self):
+            return self.lists
+
+    return MiniBuddy
+
+
+def test_check_allocator_rejects_the_plausible_mistakes(capsys):
+    from kmmlib.exercises.buddy_problems import check_allocator
+
+    check_allocator(mini_buddy(), what="right")
+    assert "1 scripted case" in capsys.readouterr().out
+    with pytest.raises(ExerciseFailed, match="a 3072-page zone, workload 0, step 1"):
+        check_allocator(mini_buddy(head_boot=True))
+    with pytest.raises(ExerciseFailed, match="no tail rule at order 9, step 8: free.pfn 2048"):
+        check_allocator(mini_buddy(tail_rule_at_order_9=True))

@@ -631,6 +631,8 @@ def test_practice_problems_check_and_explain(capsys):
         check_allocs(p, wrong)
     with pytest.raises(ExerciseFailed, match="order 0 has"):
         check_buddyinfo(p, [9] + p.nr_free[1:])
+    with pytest.raises(ExerciseFailed, match="one count per order, 0 to 10 .11 at most., not 12"):
+        check_buddyinfo(p, p.nr_free + [0])
     capsys.readouterr()
     assert main(["-s", "3", "-c"]) == 0
     assert "p2 = alloc(order 1)  returned 2" in capsys.readouterr().out

@@ -138,7 +138,13 @@ def check_allocs(p: Problem, predicted: Sequence[int | None], what: str | None =
 def check_buddyinfo(p: Problem, predicted: Sequence[int], what: str | None = None) -> None:
     """Compare predicted final nr_free counts (orders 0..10; shorter lists are padded with 0)."""
     what = what or f"problem {p.seed}: the final buddyinfo counts"
-    predicted = list(predicted) + [0] * (len(p.nr_free) - len(predicted))
+    if predicted is None or predicted is NotImplemented:
+        raise ExerciseFailed(f"✘ {what}: not answered yet.")
+    predicted = list(predicted)
+    if len(predicted) > len(p.nr_free):
+        raise ExerciseFailed(f"✘ {what}: give one count per order, 0 to {len(p.nr_free) - 1} "
+                             f"({len(p.nr_free)} at most), not {len(predicted)}.")
+    predicted += [0] * (len(p.nr_free) - len(predicted))
     if predicted != p.nr_free:
         first = next(o for o, (a, b) in enumerate(zip(predicted, p.nr_free, strict=True))
                      if a != b)
@@ -151,61 +157,94 @@ def check_buddyinfo(p: Problem, predicted: Sequence[int], what: str | None = Non
     print(f"✔ {what}: {p.nr_free}")
 
 
-def check_allocator(make, *, sizes: Sequence[int] = (8, 37, 64, 513), seeds: Sequence[int] =
-                    range(6), n: int = 200, max_order: int = 3,
-                    what: str = "your buddy allocator") -> None:
+# Sequences a random workload rarely meets, each with the rule it holds. Frees name the pfns the
+# kernel's rules hand out, so a wrong allocator fails at the step where it first differs.
+SCRIPTS: tuple[tuple[int, str, tuple[tuple, ...]], ...] = (
+    # Two order-9 blocks freed while their buddies are in use, with a free order-10 block
+    # nearby: at order >= MAX_PAGE_ORDER - 1 buddy_merge_likely() is not asked, so both go
+    # to the head (the order-9 list is [2048, 0]), not the tail.
+    (4096, "no tail rule at order 9",
+     (("alloc", 9),) * 6 + (("free", 0, 9), ("free", 2048, 9))),
+)
+
+
+def check_allocator(make, *, sizes: Sequence[int] = (8, 37, 64, 513, 3072),
+                    seeds: Sequence[int] = range(6), n: int = 200, max_order: int = 3,
+                    scripts=SCRIPTS, what: str = "your buddy allocator") -> None:
     """Run the learner's allocator (``make(nr_pages)`` → an object with ``alloc(order)`` →
     pfn or None, and ``free(pfn, order)``) and the simulator side by side on random
-    workloads; stop at the first step where they differ and show what the kernel did there.
-    If the object has ``free_lists()`` (a list per order of pfns, head first) it is compared
-    after every step too."""
+    workloads, then on the :data:`SCRIPTS`; stop at the first step where they differ and show
+    what the kernel did there. If the object has ``free_lists()`` (a list per order of pfns,
+    head first) it is compared after every step too. (A 3072-page zone boots three order-10
+    blocks: the order in which they join their list shows.)"""
     from kmmlib.exercises.check import answer
+
+    def run(size: int, label: str, ops) -> int:
+        zone = Zone(size)
+        mine = answer(make, size, what=what)
+        for step, op in enumerate(ops):
+            before = _lists(zone)
+            if op[0] == "free":
+                _, pfn, order = op
+                desc = f"free(pfn {pfn}, order {order})"
+                with Collect(zone.events) as seen:
+                    zone.free(pfn, order)
+                answer(mine.free, pfn, order, what=what)
+                want = got = None
+            else:
+                order = op[1]
+                desc = f"alloc(order {order})"
+                with Collect(zone.events) as seen:
+                    want = zone.alloc(order)
+                got = answer(mine.alloc, order, what=what)
+            lists_ok = True
+            if hasattr(mine, "free_lists"):
+                theirs = [list(x) for x in answer(mine.free_lists, what=what)]
+                ours = [zone.free_list(o) for o in range(zone.nr_orders)]
+                lists_ok = theirs[:len(ours)] + [[]] * (len(ours) - len(theirs)) == ours
+            if got != want or not lists_ok:
+                lines = [f"✘ {what}: a {size}-page zone, {label}, step {step + 1}: {desc}"]
+                if got != want:
+                    lines.append(f"  the kernel returns {want}, yours returned {got}")
+                if not lists_ok:
+                    lines.append(f"  free lists afterwards: the kernel's "
+                                 f"{[zone.free_list(o) for o in range(zone.nr_orders)]}")
+                    lines.append(f"                         yours        {theirs}")
+                lines.append(f"  before it: {before}")
+                lines.append("  what the kernel did:")
+                lines += [f"    {e.text}" for e in seen]
+                raise ExerciseFailed("\n".join(lines))
+        return len(ops)
+
+    def workload(size: int, seed: int):
+        """Random allocs (orders 0..max_order) and frees of what they returned, the kernel's
+        answers deciding what is held: the same ops whatever the learner's allocator does."""
+        rng = random.Random(seed * 1000 + size)
+        zone = Zone(size)
+        held: list[tuple[int, int]] = []
+        ops = []
+        for _ in range(n):
+            if held and rng.random() < 0.45:
+                pfn, order = held.pop(rng.randrange(len(held)))
+                zone.free(pfn, order)
+                ops.append(("free", pfn, order))
+            else:
+                order = rng.choice([o for o in (0, 0, 0, 1, 1, 2, 3) if o <= max_order])
+                pfn = zone.alloc(order)
+                if pfn is not None:
+                    held.append((pfn, order))
+                ops.append(("alloc", order))
+        return ops
 
     steps = 0
     for size in sizes:
         for seed in seeds:
-            rng = random.Random(seed * 1000 + size)
-            zone = Zone(size)
-            mine = answer(make, size, what=what)
-            held: list[tuple[int, int]] = []
-            for step in range(n):
-                before = _lists(zone)
-                if held and rng.random() < 0.45:
-                    pfn, order = held.pop(rng.randrange(len(held)))
-                    desc = f"free(pfn {pfn}, order {order})"
-                    with Collect(zone.events) as seen:
-                        zone.free(pfn, order)
-                    answer(mine.free, pfn, order, what=what)
-                    want = got = None
-                else:
-                    order = rng.choice([o for o in (0, 0, 0, 1, 1, 2, 3) if o <= max_order])
-                    desc = f"alloc(order {order})"
-                    with Collect(zone.events) as seen:
-                        want = zone.alloc(order)
-                    got = answer(mine.alloc, order, what=what)
-                    if want is not None:
-                        held.append((want, order))
-                lists_ok = True
-                if hasattr(mine, "free_lists"):
-                    theirs = [list(x) for x in answer(mine.free_lists, what=what)]
-                    ours = [zone.free_list(o) for o in range(zone.nr_orders)]
-                    lists_ok = theirs[:len(ours)] + [[]] * (len(ours) - len(theirs)) == ours
-                if got != want or not lists_ok:
-                    lines = [f"✘ {what}: a {size}-page zone, workload {seed}, step {step + 1}: "
-                             f"{desc}"]
-                    if got != want:
-                        lines.append(f"  the kernel returns {want}, yours returned {got}")
-                    if not lists_ok:
-                        lines.append(f"  free lists afterwards: the kernel's "
-                                     f"{[zone.free_list(o) for o in range(zone.nr_orders)]}")
-                        lines.append(f"                         yours        {theirs}")
-                    lines.append(f"  before it: {before}")
-                    lines.append("  what the kernel did:")
-                    lines += [f"    {e.text}" for e in seen]
-                    raise ExerciseFailed("\n".join(lines))
-                steps += 1
+            steps += run(size, f"workload {seed}", workload(size, seed))
+    for size, label, ops in scripts:
+        steps += run(size, label, ops)
     print(f"✔ {what}: same results as the kernel's rules on {steps} steps "
-          f"({len(sizes)} zone sizes x {len(seeds)} workloads)")
+          f"({len(sizes)} zone sizes x {len(seeds)} workloads, and {len(scripts)} scripted "
+          f"case{'s' if len(scripts) != 1 else ''})")
 
 
 def main(argv: list[str] | None = None) -> int:
