@@ -91,6 +91,34 @@ def test_check_messages_say_what_was_expected(capsys):
     assert "expected: 5" in msg and "you gave: 4" in msg and "hint: used = total" in msg
 
 
+def test_a_prediction_is_not_given_away_by_a_wrong_guess():
+    with pytest.raises(ExerciseFailed) as err:
+        check_equal((240, "steal"), (240, "claim"), "N = 240", reveal=False, hint="272 free")
+    msg = str(err.value)
+    assert "expected" not in msg and "claim" not in msg
+    assert "you gave: (240, 'steal')" in msg and "not right yet: item 2 of 2" in msg
+    with pytest.raises(ExerciseFailed) as err:
+        check_equal({"pfn": 0, "order": 3, "x": 1}, {"pfn": 0, "order": 10}, "fallback",
+                    reveal=False)
+    msg = str(err.value)
+    assert "10" not in msg.replace("you gave", "")
+    assert "not right yet: order" in msg and "not asked for: x" in msg
+
+
+def test_check_messages_show_addresses_in_hex_and_name_the_keys_that_differ():
+    def region_of(va):
+        return "vmalloc"
+
+    with pytest.raises(ExerciseFailed, match=r"region_of\(0xffff800000001000\)"):
+        check_function(region_of, [((0xFFFF800000001000,), "modules")], "region")
+    want = {f"k{i}": i for i in range(50)}
+    with pytest.raises(ExerciseFailed) as err:
+        check_equal(dict(want, k7=0, extra=1), want, "meminfo")
+    assert str(err.value).splitlines()[1:] == ["  k7: expected 7, you gave 0",
+                                               "  extra: not asked for"]
+    check_equal(24195488, 24195488, "MemFree")             # a size stays decimal
+
+
 def test_check_function_reports_the_first_wrong_case():
     def double(x):
         return x * 2 if x < 3 else 0

@@ -16,8 +16,53 @@ class ExerciseFailed(Exception):
     """The learner's answer is not right yet. The message explains why."""
 
 
-def _fail(what: str, expected: Any, got: Any, hint: str | None) -> None:
-    lines = [f"✘ {what}: not right yet.", f"  expected: {expected!r}", f"  you gave: {got!r}"]
+def show(value: Any) -> str:
+    """A value as the learner should read it: addresses and page-flag words (ints of 2^40
+    and up: no size or count in the exercises is that big) in hex, as the kernel prints
+    them; everything else as repr()."""
+    if type(value) is int and abs(value) >= 1 << 40:
+        return hex(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(show, value)) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(show, value)) + "]"
+    return repr(value)
+
+
+def _which_parts(expected: Any, got: Any) -> list[str]:
+    """Where an answer differs, without giving the answer: which keys, or which items."""
+    if isinstance(expected, dict) and isinstance(got, dict):
+        wrong = [k for k in expected if k not in got or got[k] != expected[k]]
+        extra = [k for k in got if k not in expected]
+        out = [f"  not right yet: {', '.join(map(str, wrong))}"] if wrong else []
+        if extra:
+            out.append(f"  not asked for: {', '.join(map(str, extra))}")
+        return out
+    if isinstance(expected, (tuple, list)) and isinstance(got, (tuple, list)) and \
+            len(expected) == len(got) > 1:
+        wrong = [str(i + 1) for i, (a, b) in enumerate(zip(expected, got, strict=True))
+                 if a != b]
+        return [f"  not right yet: item{'s' if len(wrong) > 1 else ''} {', '.join(wrong)} "
+                f"of {len(expected)}"]
+    return []
+
+
+def _fail(what: str, expected: Any, got: Any, hint: str | None, reveal: bool = True) -> None:
+    lines = [f"✘ {what}: not right yet."]
+    if reveal and isinstance(expected, dict) and isinstance(got, dict):
+        # Only the keys that differ: two whole meminfo dicts would hide the one line.
+        lines += [f"  {k}: expected {show(expected[k])}, you gave "
+                  f"{show(got[k]) if k in got else '(missing)'}"
+                  for k in expected if k not in got or got[k] != expected[k]]
+        lines += [f"  {k}: not asked for" for k in got if k not in expected]
+    else:
+        if reveal:
+            lines.append(f"  expected: {show(expected)}")
+        lines.append(f"  you gave: {show(got)}")
+        lines += _which_parts(expected, got)
+    if not reveal:
+        lines.append("  (a prediction: the answer is not shown; work it out again, then "
+                     "re-run this cell)")
     if hint:
         lines.append(f"  hint: {hint}")
     raise ExerciseFailed("\n".join(lines))
@@ -35,13 +80,16 @@ def answer(fn: Callable[..., Any], *args: Any, what: str | None = None, **kwargs
         ) from None
 
 
-def check_equal(got: Any, expected: Any, what: str, hint: str | None = None) -> None:
-    """Pass when ``got == expected``; print a ✔ line."""
+def check_equal(got: Any, expected: Any, what: str, hint: str | None = None, *,
+                reveal: bool = True) -> None:
+    """Pass when ``got == expected``; print a ✔ line. ``reveal=False`` for predictions: a
+    wrong answer is told which parts are wrong, never the expected value (otherwise any guess
+    would show the answer)."""
     if got is NotImplemented or got is Ellipsis:
         raise ExerciseFailed(f"✘ {what}: not answered yet.")
     if got != expected:
-        _fail(what, expected, got, hint)
-    print(f"✔ {what}: {got!r}")
+        _fail(what, expected, got, hint, reveal)
+    print(f"✔ {what}: {show(got)}")
 
 
 def check_function(fn: Callable[..., Any], cases: list[tuple[tuple, Any]], what: str,
@@ -50,6 +98,6 @@ def check_function(fn: Callable[..., Any], cases: list[tuple[tuple, Any]], what:
     for args, expected in cases:
         got = answer(fn, *args, what=what)
         if got != expected:
-            call = f"{getattr(fn, '__name__', what)}({', '.join(map(repr, args))})"
+            call = f"{getattr(fn, '__name__', what)}({', '.join(map(show, args))})"
             _fail(f"{what} — {call}", expected, got, hint)
     print(f"✔ {what}: {len(cases)} case{'s' if len(cases) != 1 else ''} right")
