@@ -194,6 +194,17 @@ def test_unmovable_claims_a_pageblock_with_half_of_it_free():
     z.check()
 
 
+def claimed(z: Zone, mt: int, pfn: int) -> tuple[int, int]:
+    """An order-0 ``mt`` request that must claim pageblock 0 and get ``pfn``: the claim's
+    (free pages, alike pages)."""
+    with Collect(z.events) as seen:
+        assert z.alloc(0, mt) == pfn
+    decision = next(e for e in seen if e.kind in ("claim", "claim_refused"))
+    assert decision.kind == "claim" and z.get_pageblock_migratetype(0) == mt
+    z.check()
+    return decision.data["free_pages"], decision.data["alike_pages"]
+
+
 def test_unmovable_request_counts_the_unmovable_pages_of_a_movable_pageblock_as_alike():
     # Pageblock 0, Movable: 0-127 used movable, 128-255 free (one order-7 block), 256-511 used
     # by an unmovable allocation. Free pages alone (128) are less than half the pageblock, but
@@ -211,13 +222,7 @@ def test_unmovable_request_counts_the_unmovable_pages_of_a_movable_pageblock_as_
     z.set_pageblock_migratetype(0, M)
     z.free(128, 7)
     assert z.free_blocks() == [(128, 7, M)]
-    with Collect(z.events) as seen:
-        assert z.alloc(0, U) == 128
-    claim = next(e for e in seen if e.kind in ("claim", "claim_refused"))
-    assert claim.kind == "claim"
-    assert (claim.data["free_pages"], claim.data["alike_pages"]) == (128, 256)
-    assert z.get_pageblock_migratetype(0) == U
-    z.check()
+    assert claimed(z, U, 128) == (128, 256)
 
 
 def test_movable_request_counts_the_movable_pages_of_an_unmovable_pageblock_as_alike():
@@ -231,13 +236,7 @@ def test_movable_request_counts_the_movable_pages_of_an_unmovable_pageblock_as_a
     z.set_pageblock_migratetype(0, U)
     z.free(384, 7)
     assert z.free_blocks() == [(384, 7, U)]
-    with Collect(z.events) as seen:
-        assert z.alloc(0, M) == 384
-    claim = next(e for e in seen if e.kind in ("claim", "claim_refused"))
-    assert claim.kind == "claim"
-    assert (claim.data["free_pages"], claim.data["alike_pages"]) == (128, 384)
-    assert z.get_pageblock_migratetype(0) == M
-    z.check()
+    assert claimed(z, M, 384) == (128, 384)
 
 
 def test_too_busy_pageblock_is_not_claimed_and_one_block_is_stolen():
