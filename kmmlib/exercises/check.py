@@ -29,15 +29,19 @@ def show(value: Any) -> str:
     return repr(value)
 
 
-def _which_parts(expected: Any, got: Any) -> list[str]:
-    """Where an answer differs, without giving the answer: which keys, or which items."""
+def _which_parts(expected: Any, got: Any, reveal: bool) -> list[str]:
+    """Where an answer differs: for a dict, each key that differs (with both values when
+    ``reveal``; a whole meminfo dict would hide the one wrong line), for a tuple or list of
+    the right length, which items."""
     if isinstance(expected, dict) and isinstance(got, dict):
         wrong = [k for k in expected if k not in got or got[k] != expected[k]]
         extra = [k for k in got if k not in expected]
+        if reveal:
+            out = [f"  {k}: expected {show(expected[k])}, you gave "
+                   f"{show(got[k]) if k in got else '(missing)'}" for k in wrong]
+            return out + [f"  {k}: not asked for" for k in extra]
         out = [f"  not right yet: {', '.join(map(str, wrong))}"] if wrong else []
-        if extra:
-            out.append(f"  not asked for: {', '.join(map(str, extra))}")
-        return out
+        return out + ([f"  not asked for: {', '.join(map(str, extra))}"] if extra else [])
     if isinstance(expected, (tuple, list)) and isinstance(got, (tuple, list)) and \
             len(expected) == len(got) > 1:
         wrong = [str(i + 1) for i, (a, b) in enumerate(zip(expected, got, strict=True))
@@ -49,17 +53,11 @@ def _which_parts(expected: Any, got: Any) -> list[str]:
 
 def _fail(what: str, expected: Any, got: Any, hint: str | None, reveal: bool = True) -> None:
     lines = [f"✘ {what}: not right yet."]
-    if reveal and isinstance(expected, dict) and isinstance(got, dict):
-        # Only the keys that differ: two whole meminfo dicts would hide the one line.
-        lines += [f"  {k}: expected {show(expected[k])}, you gave "
-                  f"{show(got[k]) if k in got else '(missing)'}"
-                  for k in expected if k not in got or got[k] != expected[k]]
-        lines += [f"  {k}: not asked for" for k in got if k not in expected]
-    else:
+    if not (isinstance(expected, dict) and isinstance(got, dict)):
         if reveal:
             lines.append(f"  expected: {show(expected)}")
         lines.append(f"  you gave: {show(got)}")
-        lines += _which_parts(expected, got)
+    lines += _which_parts(expected, got, reveal)
     if not reveal:
         lines.append("  (a prediction: the answer is not shown; work it out again, then "
                      "re-run this cell)")
