@@ -87,3 +87,90 @@ def test_09_first_pfn_is_4_25_gib_into_memory():
 
     normal = next(z for z in machine_setup().zones if z.name == "Normal")
     assert normal.start_pfn <= 0x1103B0 < normal.start_pfn + normal.pages
+
+
+def test_01_the_meminfo_values_that_are_not_whole_pages_are_named():
+    from kmmlib.procfs.source import snapshot
+
+    assert "The exceptions are counters kept in other units: `KernelStack`, which the kernel " \
+           "counts in KiB, and `VmallocTotal`, a size in bytes shifted to KiB " \
+           "(`VMALLOC_TOTAL >> 10`: 34359738367 kB here, 32 TiB less one byte)." in prose(
+               "01_free_and_meminfo.ipynb")
+    lines = snapshot().read("meminfo").splitlines()
+    odd = {ln.split(":")[0]: int(ln.split()[1]) for ln in lines
+           if ln.endswith(" kB") and int(ln.split()[1]) % 4}
+    assert odd == {"VmallocTotal": ((32 << 40) - 1) >> 10}
+
+
+def test_01_memavailable_reads_only_the_meminfo_lines_the_text_names():
+    from kmmlib.mm.available import mem_available
+    from kmmlib.procfs.meminfo import parse_meminfo
+    from kmmlib.procfs.source import snapshot
+    from kmmlib.procfs.zoneinfo import parse_zoneinfo
+
+    assert "Everything but MemFree, the file LRU sizes and the reclaimable slab " \
+           "(`SReclaimable`, `KReclaimable`) comes from `/proc/zoneinfo`:" in prose(
+               "01_free_and_meminfo.ipynb")
+    snap = snapshot()
+    mi = parse_meminfo(snap.read("meminfo"))
+    zones = parse_zoneinfo(snap.read("zoneinfo"))
+    named = {k: mi[k] for k in ("MemFree", "Active(file)", "Inactive(file)", "SReclaimable",
+                                "KReclaimable")}
+    full = mem_available(mi, zones)
+    assert mem_available(named, zones).available == full.available == full.kernel
+
+
+def test_02_oom_score_adj_is_scaled_by_integer_division_first():
+    from kmmlib.userspace.oom import OomTask, oom_badness
+
+    assert "points += oom_score_adj × (totalpages / 1000) (totalpages = RAM + swap; integer " \
+           "division first)" in prose("02_malloc_mmap_faults.ipynb")
+    base = oom_badness(OomTask(1, "a", rss_anon=100), 8191)
+    # 8191 pages: one unit of oom_score_adj is 8 pages, not 8.191.
+    assert oom_badness(OomTask(1, "a", rss_anon=100, oom_score_adj=1), 8191) - base == 8
+    assert oom_badness(OomTask(1, "a", rss_anon=100, oom_score_adj=1000), 8191) - base == 8000
+
+
+def test_05_gfp_high_goes_below_min_but_not_gfp_nowait():
+    from kmmlib.mm import gfp
+    from kmmlib.mm.watermark import gfp_to_alloc_flags, zone_watermark_ok
+
+    assert "Only `__GFP_HIGH` callers such as `GFP_ATOMIC` (interrupt handlers, network " \
+           "receive) may go below min" in prose("05_zones_and_watermarks.ipynb")
+    assert "`GFP_NOWAIT` stops at min" in prose("05_zones_and_watermarks.ipynb")
+
+    def ok(flags: str, free: int) -> bool:
+        return zone_watermark_ok(free, 0, 1000, [0], 0,
+                                 gfp_to_alloc_flags(gfp.parse_gfp(flags)))
+
+    assert not ok("GFP_NOWAIT", 1000) and not ok("GFP_NOWAIT", 800)
+    assert ok("GFP_ATOMIC", 800) and ok("GFP_ATOMIC", 376) and not ok("GFP_ATOMIC", 375)
+    assert ok("GFP_KERNEL|__GFP_HIGH", 501) and not ok("GFP_KERNEL|__GFP_HIGH", 500)
+
+
+def test_07_compaction_refuses_a_costly_order_only_for_an_index_of_0_to_500():
+    from kmmlib.mm.compaction import CompactResult, compaction_suitable_result
+    from kmmlib.mm.fragmentation import fragmentation_index
+    from kmmlib.mm.page_alloc import Zone
+
+    text = prose("07_anti_fragmentation.ipynb")
+    assert "refuses to compact a costly order when the index is between 0 and " \
+           "`vm.extfrag_threshold` (500)" in text
+    assert "a small reserve for high-order atomic allocations (section 4);" in text
+    assert "## 4. The high-order atomic reserve" in text
+    seen = {}
+    for threshold in (-1, 0, 500, 1000):
+        zone = Zone(1 << 12)
+        # Every other page in use: plenty free, all of it in order-0 pieces.
+        held = [zone.alloc(0) for _ in range(1 << 12)]
+        for pfn in held[::2]:
+            zone.free(pfn)
+        index = fragmentation_index(zone.nr_free(), 4)
+        seen[threshold] = compaction_suitable_result(zone, 4, extfrag_threshold=threshold)
+    assert 500 < index <= 1000
+    assert seen[-1] is seen[0] is seen[500] is CompactResult.COMPACT_CONTINUE
+    assert seen[1000] is CompactResult.COMPACT_NOT_SUITABLE_ZONE
+    whole = Zone(1 << 12)                                  # an order-4 block is free: -1000
+    assert fragmentation_index(whole.nr_free(), 4) == -1000
+    assert compaction_suitable_result(whole, 4, extfrag_threshold=1000) is \
+        CompactResult.COMPACT_CONTINUE
