@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -508,3 +509,37 @@ def test_capture_flow_on_a_fake_tracefs(tmp_path):
     assert list((root / "instances").iterdir()) == []          # instance removed
     assert info["events"] == 10 and info["overwritten"] == 0
     assert lzma.open(out, "rt").read() == trace
+
+
+def _alive(pid: int) -> bool:
+    """Whether pid runs (a zombie waiting for a parent that does not reap it counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_capture_stops_what_the_command_started_at_seconds(tmp_path):
+    """A command past --seconds is stopped with everything it started (a make's compilers):
+    here a shell-like parent whose child would sleep a minute."""
+    root = fake_tracefs(tmp_path / "tracefs")
+    pids = tmp_path / "pids"
+    spawner = ("import os, subprocess, sys, time\n"
+               "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+               f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{c.pid}}')\n"
+               "time.sleep(60)\n")
+    said = []
+    t = time.monotonic()
+    capture(tmp_path / "t.txt", seconds=1.5, tracefs=root, euid=0,
+            command=[sys.executable, "-c", spawner], log=said.append)
+    assert time.monotonic() - t < 10
+    parent, child = map(int, pids.read_text().split())
+    assert not _alive(parent) and not _alive(child)
+    assert any("ran past 1.5 s and was stopped" in s for s in said)
+    # A command that ends by itself is not reported as stopped.
+    said.clear()
+    capture(tmp_path / "t.txt", seconds=5, tracefs=root, euid=0,
+            command=[sys.executable, "-c", "pass"], log=said.append)
+    assert not any("stopped" in s for s in said)

@@ -8,11 +8,13 @@
 It works in a trace *instance* of its own (``/sys/kernel/tracing/instances/kmm-PID``:
 ``mkdir`` creates a private ring buffer, so a tracer someone else runs is left alone), enables
 the ten ``kmem`` events this course replays, lets the machine run for ``--seconds`` (or runs the
-command, killed at ``--seconds``), stops, copies the ``trace`` file out (xz-compressed when the
-name ends in ``.xz``) and removes the instance. It is bounded twice: in time (``--seconds``, at
-most 60) and in size (``--buffer-kb`` per CPU, at most 65536: the ring buffer simply stops
-taking events when full, and the header's entries-written then exceeds entries-in-buffer). It
-refuses politely, with exit status 2, when not root or when no tracefs is mounted. Then::
+command, stopped at ``--seconds`` with everything it started), stops, copies the ``trace`` file
+out (xz-compressed when the name ends in ``.xz``) and removes the instance. It is bounded
+twice: in time (``--seconds``, at most 60) and in size (``--buffer-kb`` per CPU, at most 65536:
+when the ring buffer is full the kernel overwrites the oldest events, ftrace's default, so the
+file keeps the end of the run, and the header's entries-written then exceeds
+entries-in-buffer). It refuses politely, with exit status 2, when not root or when no tracefs
+is mounted. Then::
 
     kmm replay my-trace.txt.xz --machine proc
 
@@ -138,6 +140,47 @@ def _write(path: Path, value: str) -> None:
     path.write_text(value)
 
 
+def _run_bounded(command, seconds: float) -> bool:
+    """Run ``command`` for at most ``seconds``; True if it ended by itself. It runs in a
+    process group of its own, so that stopping it stops what it started too (the compilers
+    of a ``make -j2``, not only make): the group gets SIGTERM, then SIGKILL a second later.
+    The same happens when this process is interrupted (Ctrl-C) while waiting."""
+    proc = subprocess.Popen(command, start_new_session=True)
+    try:
+        proc.wait(timeout=seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the command's process group, SIGKILL to what is left a second later, then
+    reap the command itself. A group that has already gone is fine."""
+    import signal
+
+    for sig, grace in ((signal.SIGTERM, 1.0), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        if grace is not None:
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and _group_alive(proc.pid):
+                proc.poll()
+                time.sleep(0.02)
+    proc.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def capture(output, *, seconds: float = 5.0, buffer_kb: int = 8192, command=None,
             tracefs: Path | None = None, euid: int | None = None, log=print) -> dict:
     """Record the kmem events for ``seconds`` (or while ``command`` runs, at most that long)
@@ -164,9 +207,7 @@ def capture(output, *, seconds: float = 5.0, buffer_kb: int = 8192, command=None
         _write(inst / "tracing_on", "1")
         t0 = time.monotonic()
         if command:
-            try:
-                subprocess.run(command, timeout=seconds, check=False)
-            except subprocess.TimeoutExpired:
+            if not _run_bounded(command, seconds):
                 log(f"the command ran past {seconds:g} s and was stopped")
         else:
             time.sleep(seconds)
