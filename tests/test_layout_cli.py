@@ -66,3 +66,11 @@ def test_as_a_subprocess(python):
     res = subprocess.run([sys.executable, "-m", "kmmlib", "layout", "arm64", "--kernel", "4.14",
                           "--plain"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and "ffff800000000000 ffffffffffffffff" in res.stdout
+
+
+def test_translate_reads_an_all_digit_address_as_hex(capsys):
+    """A 32-bit oops prints 80000000 for 2 GiB: digits only and no 0x, it is still hex."""
+    arm = run_json(capsys, "arm", "--translate", "80000000", "--translate", "0x80000000")
+    assert arm[0]["va"] == arm[1]["va"] == 0x80000000
+    x86 = run_json(capsys, "x86_32", "--translate", "c0001000")
+    assert x86[0]["va"] == 0xC0001000 and x86[0]["phys"] == 0x1000

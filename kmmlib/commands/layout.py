@@ -20,7 +20,8 @@ from kmmlib.layout.translate import translate
 from kmmlib.units import parse_size
 
 NAME = "layout"
-HELP = "the kernel virtual address layout (arm64 by kernel version, x86_64, 32-bit arm)"
+HELP = ("the kernel virtual address layout (arm64 by kernel version, x86_64, 32-bit arm "
+        "and x86)")
 
 _ARCH_ONLY = {"kernel": "arm64", "va_bits": "arm64", "page_size": "arm64", "kasan": "arm64",
               "levels": "x86_64"}
@@ -38,15 +39,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--levels", type=int, choices=(4, 5),
                         help="x86_64: 4- or 5-level paging")
     parser.add_argument("--ram", metavar="SIZE",
-                        help="RAM size (1G, 512M): marks the part of the linear map in use; "
-                             "on 32-bit arm it sets lowmem and highmem")
+                        help="RAM size (1G, 512M): with --plain, marks the part of the linear "
+                             "map and vmemmap in use; on 32-bit arm and x86 it sets lowmem and "
+                             "highmem")
     parser.add_argument("--kasan", action="store_true",
                         help="arm64: build with CONFIG_KASAN_GENERIC")
     parser.add_argument("--plain", action="store_true",
                         help="a plain table (with overlays) instead of the documentation's")
     parser.add_argument("--translate", action="append", metavar="ADDR", default=[],
-                        help="which region holds ADDR (hex), and __pa/virt_to_page for the "
-                             "linear map; may be repeated")
+                        help="which region holds ADDR (hex, 0x optional), and "
+                             "__pa/virt_to_page for the linear map; may be repeated")
 
 
 def options(args) -> dict:
@@ -68,8 +70,10 @@ def options(args) -> dict:
 
 
 def _address(text: str) -> int:
+    """An address as the kernel prints one: hex, with or without 0x (so 80000000 is 2 GiB,
+    as in a 32-bit oops, not eighty million)."""
     try:
-        return int(text.replace("_", ""), 16 if not text.isdigit() else 10)
+        return int(text.replace("_", ""), 16)
     except ValueError:
         raise BadRequest(f"cannot read {text!r} as an address (hex, e.g. ffff000012345000)")\
             from None
