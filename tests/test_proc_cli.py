@@ -45,6 +45,11 @@ def test_check_reports_the_first_difference(tmp_path, snapshot_dir, capsys):
     assert main(["proc", "buddyinfo", "--check", "--from", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "line 3: the file has 'Node 0, zone    Normal" in out
+    # With --json too, the exit status says the check failed.
+    assert main(["proc", "buddyinfo", "--check", "--json", "--from", str(tmp_path)]) == 1
+    assert json.loads(capsys.readouterr().out)["identical"] is False
+    assert main(["proc", "buddyinfo", "--json", "--from", str(tmp_path)]) == 0
+    capsys.readouterr()
 
 
 def test_json(snapshot_dir, capsys):

@@ -128,6 +128,11 @@ def test_kmm_slub_text_and_explain(capsys):
     assert main(["slub", "--from", str(SNAPSHOT), "--explain", "task_struct"]) == 0
     out = capsys.readouterr().out
     assert "5 objects in 8 pages" in out and "task_struct: objsize 5888" in out
+    assert main(["slub", "--from", str(SNAPSHOT), "--explain", "task_struct", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["cache"]["objsize"] == 5888 and got["cache"]["kernel"]["objperslab"] == 5
+    assert got["explanation"][-1].endswith(
+        f"5 objects in 8 pages, {8 * 4096 - 5 * 5888} bytes unused per slab")
     assert main(["slub", "--from", str(SNAPSHOT), "--explain", "no_such"]) == 2
     assert "no cache named" in capsys.readouterr().err
 

@@ -96,7 +96,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"file": name, "origin": args.source.origin(name),
                           "identical": rendered == text, "parsed": _plain(parsed)}, indent=1))
-        return 0
+        return 1 if args.check and rendered != text else 0
     if args.check:
         lines = text.count("\n")
         if rendered == text:

@@ -157,6 +157,11 @@ def run(args) -> int:
         if not found:
             raise BadRequest(f"no cache named {args.explain!r} in {result['source']}")
         c = found[0]
+        if args.json:
+            print(json.dumps({"cache": c, "nr_cpus": result["nr_cpus"],
+                              "explanation": explain_order(c["objsize"], result["nr_cpus"])
+                              .splitlines()}, indent=2, ensure_ascii=False))
+            return 0 if c["match"] else 1
         print(f"{c['name']}: objsize {c['objsize']}; the kernel has {c['kernel']['objperslab']}"
               f" objects in {c['kernel']['pagesperslab']} page(s) per slab")
         print(explain_order(c["objsize"], result["nr_cpus"]))
