@@ -1,7 +1,7 @@
 """A simulated machine: its RAM, its CPUs and its zones, from a preset.
 
-A :class:`Machine` is the root of everything the simulator models (DESIGN.md: Machine →
-Node → Zone[] → free_area, with mem_map beside). It is described by a :class:`Preset` — the
+A :class:`Machine` is the root of everything the simulator models (Machine → Node →
+Zone[] → free_area, with mem_map beside). It is described by a :class:`Preset` — the
 architecture, the RAM in bytes, the number of CPUs and the pfn ranges of the zones, as the
 kernel's ``free_area_init()`` (mm/mm_init.c) would lay them out on that board — and it builds the
 expensive parts (``mem_map``, the buddy allocator's zones) only when first asked, so describing a
