@@ -174,3 +174,54 @@ def test_07_compaction_refuses_a_costly_order_only_for_an_index_of_0_to_500():
     assert fragmentation_index(whole.nr_free(), 4) == -1000
     assert compaction_suitable_result(whole, 4, extfrag_threshold=1000) is \
         CompactResult.COMPACT_CONTINUE
+
+
+def test_03_a_52_bit_linear_map_ends_at_the_page_end_of_va_bits_min():
+    from kmmlib.layout import layout
+
+    assert "With 52 bits the linear map runs from `-(1 << 52)` up to the `PAGE_END` of " \
+           "`VA_BITS_MIN` (48 bits; 47 with 16 KiB pages)" in prose("03_virtual_layout.ipynb")
+    for page_size, va_bits_min in ((4096, 48), (16384, 47), (65536, 48)):
+        lay = layout("arm64", kernel="6.12", va_bits=52, page_size=page_size)
+        linear = lay.region("linear")
+        assert lay.symbols["VA_BITS_MIN"] == va_bits_min
+        assert linear.start == (1 << 64) - (1 << 52)
+        assert linear.start + linear.size == (1 << 64) - (1 << (va_bits_min - 1))   # PAGE_END
+
+
+def test_08_section_references_point_at_slub_debugging():
+    text = prose("08_slab.ipynb")
+    assert "its debug options (section 8)" in text and "why section 8 exists" in text
+    assert "## 8. SLUB debugging" in text
+
+
+def test_09_pretrace_frees_are_counted_in_frees_and_pages(bundled_replay):
+    assert "5018 frees in the window (15,209 pages) were of blocks allocated before it began" \
+        in prose("09_trace_replay.ipynb")
+    assert (bundled_replay.c["pretrace_frees"], bundled_replay.c["pretrace_free_pages"]) == \
+        (5018, 15209)
+
+
+def test_09_every_drain_is_kdamonds_batch_free_overflowing(bundled_replay):
+    """The kernel's drains in the bundled window all sit inside kdamond's batch frees (a
+    per-cpu list passing high), of pages allocated before the trace: the simulator, which never
+    had them on its lists, drains none."""
+    from kmmlib.trace.parse import read_trace
+    from kmmlib.trace.replay import default_trace
+
+    assert "every drain in this window comes from `kdamond` (the DAMON monitor) freeing pages " \
+           "in a batch (`free_unref_folios()`)" in prose("09_trace_replay.ipynb")
+    records, _ = read_trace(default_trace())
+    drains = 0
+    for i, rec in enumerate(records):
+        if rec[0] != 4:                                     # mm_page_pcpu_drain
+            continue
+        drains += 1
+        assert rec[3].strip().startswith("kdamond"), rec
+        # Back over the burst: the event before it, on that CPU, is a batched free.
+        j = i - 1
+        while records[j][0] == 4 or records[j][2] != rec[2]:
+            j -= 1
+        assert records[j][0] == 2 and records[j][3] == rec[3], (rec, records[j])
+    assert drains == 1316 and bundled_replay.traced_drained == 8517
+    assert sum(z.drained_pages for z in bundled_replay.zones) == 0
