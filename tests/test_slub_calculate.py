@@ -1,6 +1,6 @@
 """SLUB's arithmetic against the real kernel: ``calculate_order()`` on every slabinfo row (the
 bundled snapshot's and the live machine's), ``calculate_sizes()`` on real caches whose object
-size and slot size the kmem trace printed, and the ≤ 6.7 algorithm against the 6.8+ one."""
+size and slot size the kmem trace printed, and the ≤ 6.6 algorithm against the 6.7+ one."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_min_objects_by_cpu_count():
 
 @pytest.mark.parametrize("cpus", [1, 2, 3, 4, 8, 16, 32, 64, 128])
 def test_legacy_and_new_algorithms_agree(cpus):
-    """6.8 rewrote calculate_order(); with the default tunables the orders are the same."""
+    """6.7 rewrote calculate_order(); with the default tunables the orders are the same."""
     for size in range(8, 8193, 8):
         assert calculate_order(size, cpus) == calculate_order_legacy(size, cpus), size
 

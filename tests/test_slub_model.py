@@ -245,7 +245,7 @@ def test_destroy_with_objects_is_refused_and_changes_nothing(slub):
     info = slub.slabinfo()
     with pytest.raises(D.ObjectsRemaining) as err:
         slub.kmem_cache_destroy(s)
-    assert "Objects remaining on __kmem_cache_shutdown()" in err.value.report
+    assert "Objects remaining in leaky on __kmem_cache_shutdown()" in err.value.report
     assert "3 objects still allocated" in str(err.value)
     assert slub.slabinfo() == info and "leaky" in slub.caches
     for o in objs:
@@ -332,3 +332,44 @@ def test_apply_ops_on_a_slub():
     assert "ops" not in slub.caches and slub.render() == "(no slabs)"
     with pytest.raises(BadRequest):
         slub.apply(("fly",))
+
+
+def test_a_failed_first_try_is_retried_with_the_callers_flags_even_at_the_same_order():
+    """allocate_slab(): the first try adds __GFP_NORETRY|__GFP_NOWARN; when it fails, the
+    kernel tries s->min with the caller's own flags, even when s->min has the same order (an
+    order-0 cache), and counts ORDER_FALLBACK."""
+    from kmmlib.slab import slub as slub_mod
+
+    slub = Slub(make_zone(64), nr_cpus=1, kmalloc=False)
+    s = slub.kmem_cache_create("small", 64)
+    assert s.order == s.min[0] == 0
+    tries = []
+    real = slub._alloc_slab_page
+
+    def first_fails(gfp, order):
+        tries.append((gfp, order))
+        return None if len(tries) == 1 else real(gfp, order)
+
+    slub._alloc_slab_page = first_fails
+    assert slub.kmem_cache_alloc(s, "GFP_KERNEL") is not None
+    (g1, o1), (g2, o2) = tries
+    assert o1 == o2 == 0
+    assert g1 & slub_mod.GFP_NORETRY and g1 & slub_mod.GFP_NOWARN
+    assert not g2 & slub_mod.GFP_NORETRY and not g2 & slub_mod.GFP_NOWARN
+    assert s.stat["ORDER_FALLBACK"] == 1
+    slub.check()
+
+
+@pytest.mark.parametrize("letters, listed", [("FZ", False), ("FZU", True)])
+def test_only_owner_tracking_caches_keep_a_full_list(letters, listed):
+    """add_full() returns at once unless SLAB_STORE_USER: a full slab of a debugging cache
+    without U is on no list, as for any other cache."""
+    slub = Slub(make_zone(64), nr_cpus=1, kmalloc=False, slab_debug=letters)
+    s = slub.kmem_cache_create("dbg", 1024)
+    objs = [slub.kmem_cache_alloc(s) for _ in range(s.oo[1])]     # exactly one slab's worth
+    slab = slub._slab_by_pfn[slub.virt_to_pfn(objs[0])]
+    assert slab.inuse == slab.objects
+    assert (s.node.full == [slab]) is listed and (slab.where == "full") is listed
+    slub.kmem_cache_free(s, objs[0])                 # full → partial either way
+    assert s.node.full == [] and s.node.partial == [slab] and slab.where == "partial"
+    slub.check()

@@ -323,7 +323,8 @@ class Vmalloc:
 
     def meminfo(self) -> dict[str, int]:
         """The vmalloc lines of /proc/meminfo in kB: VmallocTotal (the area's size),
-        VmallocUsed (pages of vmalloc'd memory), VmallocChunk (always 0 since 5.3)."""
+        VmallocUsed (pages of vmalloc'd memory), VmallocChunk (always 0 since 4.4;
+        5.3 brought VmallocUsed back)."""
         used = sum(v.nr_pages for v in self.busy.values())
         return {"VmallocTotal": (self.end - self.start) >> 10,
                 "VmallocUsed": used * PAGE_SIZE >> 10, "VmallocChunk": 0}

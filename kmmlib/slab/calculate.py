@@ -3,9 +3,9 @@
 A *slab* is one block of 2^order pages from the buddy allocator cut into equal objects.
 SLUB chooses the order per cache in ``calculate_order()`` (mm/slub.c): big enough to hold a
 minimum number of objects — more on machines with more CPUs, so the per-cpu slab lasts longer
-before the node's list lock is taken — but no bigger than ``slub_max_order`` (3), and the
-order whose leftover at the end of the slab is a small enough fraction of it (1/16, then 1/8,
-1/4, 1/2). ``/proc/slabinfo``'s ``<objperslab>`` and ``<pagesperslab>`` are this choice; the
+before the node's list lock is taken — but no bigger than ``slub_max_order`` (3) unless one
+object needs more (then ``get_order(size)``), and the order whose leftover at the end of the
+slab is a small enough fraction of it (1/16, then 1/8, 1/4, 1/2). ``/proc/slabinfo``'s ``<objperslab>`` and ``<pagesperslab>`` are this choice; the
 functions here reproduce every row of a real 6.18 kernel's slabinfo from the row's ``objsize``
 and the CPU count (``kmm slub`` checks it).
 
@@ -14,7 +14,7 @@ occupies): alignment, the free pointer when it cannot live inside the object, an
 debug metadata (red zones, alloc/free tracks). ``calculate_alignment()`` (mm/slab_common.c) is
 what SLAB_HWCACHE_ALIGN does.
 
-Linux 6.8+ algorithm; :func:`calculate_order_legacy` is the ≤ 6.7 loop, which gives the same
+Linux 6.7+ algorithm; :func:`calculate_order_legacy` is the ≤ 6.6 loop, which gives the same
 orders with the default tunables (the tests check it over every size and CPU count).
 """
 
@@ -83,7 +83,7 @@ def min_objects_for(nr_cpus: int, nr_cpu_ids: int | None = None,
 
 def calc_slab_order(size: int, min_order: int, max_order: int, fract_leftover: int,
                     page_size: int = PAGE_SIZE) -> int:
-    """``calc_slab_order()`` (6.8+): the first order in [min_order, max_order] whose leftover
+    """``calc_slab_order()`` (6.7+): the first order in [min_order, max_order] whose leftover
     ``(PAGE_SIZE << order) % size`` is at most ``1/fract_leftover`` of the slab, or
     ``max_order + 1`` when none is."""
     for order in range(min_order, max_order + 1):
@@ -97,7 +97,7 @@ def calculate_order(size: int, nr_cpus: int, *, nr_cpu_ids: int | None = None,
                     slub_min_order: int = SLUB_MIN_ORDER, slub_max_order: int = SLUB_MAX_ORDER,
                     slub_min_objects: int = SLUB_MIN_OBJECTS,
                     page_size: int = PAGE_SIZE) -> int:
-    """``calculate_order()`` (mm/slub.c, Linux 6.8+): the slab order for objects of ``size``
+    """``calculate_order()`` (mm/slub.c, Linux 6.7+): the slab order for objects of ``size``
     bytes (``s->size``, slabinfo's ``objsize``) on a machine with ``nr_cpus`` present CPUs.
 
     Raises BadRequest where the kernel returns -ENOSYS (one object needs more than
@@ -130,7 +130,7 @@ def calculate_order_legacy(size: int, nr_cpus: int, *, nr_cpu_ids: int | None = 
                            slub_max_order: int = SLUB_MAX_ORDER,
                            slub_min_objects: int = SLUB_MIN_OBJECTS,
                            page_size: int = PAGE_SIZE) -> int:
-    """``calculate_order()`` as Linux ≤ 6.7 wrote it: for min_objects down to 2, try the
+    """``calculate_order()`` as Linux ≤ 6.6 wrote it: for min_objects down to 2, try the
     fractions 16, 8, 4 (each from ``max(slub_min_order, get_order(min_objects * size))``);
     then one object with any leftover up to slub_max_order, then up to MAX_ORDER."""
     page_shift = page_size.bit_length() - 1
@@ -251,8 +251,10 @@ def calculate_sizes(object_size: int, flags: int = 0, align: int = 0, *, ctor: b
     - The free pointer lives *inside* a free object, in its middle
       (``ALIGN_DOWN(object_size / 2, sizeof(void *))``: a write just past the previous object
       or at the start of this one does not clobber it), unless the object's bytes must survive
-      while it is free — a constructor, SLAB_TYPESAFE_BY_RCU, poisoning — or red zoning a tiny
-      or kmalloc object; then it goes *after* the object and the slot grows by a word.
+      while it is free — a constructor, SLAB_TYPESAFE_BY_RCU (unless the cache gives a
+      ``freeptr_offset``), poisoning — or red zoning an object smaller than a word, or a
+      kmalloc object whose requested size is recorded (with SLAB_STORE_USER); then it goes
+      *after* the object and the slot grows by a word.
     - SLAB_STORE_USER adds two ``struct track`` (who allocated, who freed), plus the original
       kmalloc size for kmalloc caches; SLAB_RED_ZONE adds a word of padding and a left red
       zone of ``red_left_pad`` bytes.

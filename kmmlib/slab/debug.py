@@ -4,8 +4,8 @@ With ``slab_debug=FZPU`` (``slub_debug=`` before 6.8) a cache checks itself (mm/
 
 - **Z — red zones.** Bytes around each object hold a marker: 0xcc (SLUB_RED_ACTIVE) while the
   object is allocated, 0xbb (SLUB_RED_INACTIVE) while it is free. A write past the end of the
-  object lands in the right red zone (for kmalloc caches, anywhere past the *requested* size:
-  the "kmalloc Redzone"); one before it in the left red zone.
+  object lands in the right red zone (for kmalloc caches that also record the requested size,
+  with U: anywhere past it, the "kmalloc Redzone"); one before it in the left red zone.
 - **P — poisoning.** A free object is filled with 0x6b (POISON_FREE) and its last byte is 0xa5
   (POISON_END); padding and a new slab are 0x5a (POISON_INUSE). A write to a freed object —
   a use after free — changes the poison, found when the object is next allocated.
@@ -200,8 +200,10 @@ def set_orig_size(s, slab, o: int, orig_size: int) -> None:
 
 
 def init_object(s, slab, o: int, val: int) -> None:
-    """``init_object()``: left red zone, poison (0x6b… with 0xa5 last) when free, right red zone
-    (for kmalloc, from the requested size) with ``val`` — 0xcc allocated, 0xbb free."""
+    """``init_object()``: left red zone, poison (0x6b… with 0xa5 last: on allocation as on
+    free, so an object of a P cache comes out poisoned unless __GFP_ZERO; for kmalloc with
+    the requested size tracked, only up to it), right red zone with ``val`` — 0xcc allocated,
+    0xbb free."""
     mem = slab.mem
     poison_size = s.object_size
     if s.flags & F.SLAB_RED_ZONE:
@@ -437,8 +439,8 @@ def invalid_pointer_report(slub, s, slab, obj: int) -> str:
 
 def objects_remaining(slub, s, live: int) -> str:
     """``__kmem_cache_shutdown()`` → ``list_slab_objects()`` and ``kmem_cache_destroy()``'s
-    warning: the cache is left in place (the kernel leaks it)."""
-    lines = slab_bug(slub, s, "Objects remaining on __kmem_cache_shutdown()")
+    warning. The kernel then unlinks the cache and leaks it; the simulator leaves it in place."""
+    lines = slab_bug(slub, s, f"Objects remaining in {s.name} on __kmem_cache_shutdown()")
     lines.append(f"{live} object{'s' if live != 1 else ''} still allocated")
     lines.append(f"kmem_cache_destroy {s.name}: Slab cache still has objects when called "
                  "from kmem_cache_destroy")

@@ -21,7 +21,8 @@ Where the objects are (``___slab_alloc()``, ``__slab_free()``, ``deactivate_slab
   the head of the node's partial list, else a *new slab* from the page allocator (tried at the
   cache's order with __GFP_NORETRY, then at the smallest order that holds one object: the
   ORDER_FALLBACK of a fragmented machine);
-- a full slab is on no list at all (SLUB tracks full slabs only for debugging caches).
+- a full slab is on no list at all (SLUB tracks full slabs only for debugging caches that
+  record owners, SLAB_STORE_USER).
 
 ``kmalloc()`` is a set of such caches, one per size class (:mod:`kmmlib.slab.kmalloc`), made at
 boot; sizes above 8 KiB go straight to the page allocator (``kmalloc_large``). ``kfree()`` finds
@@ -148,7 +149,8 @@ class KmemCacheCpu:
 
 class KmemCacheNode:
     """``struct kmem_cache_node``: the node's partial list (head first), and its slab and object
-    counts. ``full`` is only used by debugging caches, as in the kernel."""
+    counts. ``full`` is only used by caches with SLAB_STORE_USER (``slab_debug=U``), as in the
+    kernel (``add_full()``)."""
 
     def __init__(self) -> None:
         self.partial: list[Slab] = []
@@ -379,8 +381,8 @@ class Slub:
                        ctor: Callable | None) -> KmemCache | None:
         """``find_mergeable()`` (mm/slab_common.c): an existing cache whose objects can serve
         this one — no constructor on either side, no debugging, the same accounting and DMA
-        flags, a compatible alignment and a size no more than a word larger. The oldest such
-        cache wins."""
+        flags, a compatible alignment and a size less than a word larger (both are rounded to
+        a word first, so in effect the same size). The oldest such cache wins."""
         if not self.merge or ctor is not None:
             return None
         flags = self._cache_flags(name, flags)
@@ -463,7 +465,9 @@ class Slub:
     def kmem_cache_destroy(self, cache: str | KmemCache) -> None:
         """``kmem_cache_destroy()``: drop a reference; at the last one flush the cpu slabs,
         free every (necessarily empty) slab to the page allocator and forget the cache. A cache
-        that still has objects is refused with the kernel's report, and left as it was."""
+        that still has objects gets the kernel's report; the kernel then unlinks the cache
+        anyway and leaks it, the simulator refuses and leaves it as it was (free the objects
+        and destroy it again)."""
         s = self.cache(cache)
         if s.struct_addr and s in self._boot_caches.values():
             raise BadRequest(f"kmem_cache_destroy({s.name}): a boot cache cannot be destroyed")
@@ -507,10 +511,10 @@ class Slub:
 
     def allocate_slab(self, s: KmemCache, gfp: int) -> Slab | None:
         """``allocate_slab()``: pages at the cache's order, trying without retries first; if
-        that fails, at ``s->min`` (one object's order) with the caller's flags
-        (ORDER_FALLBACK). Then the page gets the slab type, the objects are set up — debug
-        poison and red zones, the constructor once per object — and linked into the freelist
-        in address order."""
+        that fails, at ``s->min`` (one object's order) with the caller's flags (ORDER_FALLBACK,
+        counted even when ``s->min`` has the same order: the retry may reclaim). Then the page
+        gets the slab type, the objects are set up — debug poison and red zones, the
+        constructor once per object — and linked into the freelist in address order."""
         flags = (gfp & (GFP_RECLAIM_MASK | GFP_CONSTRAINT_MASK)) | s.allocflags
         order, objects = s.oo
         alloc_gfp = (flags | GFP_NOWARN | GFP_NORETRY) & ~GFP_NOFAIL
@@ -519,15 +523,15 @@ class Slub:
         pfn = self._alloc_slab_page(alloc_gfp, order)
         if pfn is None:
             order, objects = s.min
-            if order == s.oo[0]:
-                return None
             pfn = self._alloc_slab_page(flags, order)
             if pfn is None:
                 return None
             s.stat["ORDER_FALLBACK"] += 1
             if self.events.active:
-                self._emit("order_fallback", f"{s.name}: no order-{s.oo[0]} block; fell back "
-                           f"to order {order} ({objects} object{'s' if objects != 1 else ''})",
+                how = (f"fell back to order {order}" if order < s.oo[0] else
+                       "retried it with the caller's flags (reclaim allowed)")
+                self._emit("order_fallback", f"{s.name}: no order-{s.oo[0]} block; {how} "
+                           f"({objects} object{'s' if objects != 1 else ''})",
                            cache=s.name, order=order)
         mm = self._mem_map(pfn)
         i = mm.index(pfn)
@@ -600,6 +604,14 @@ class Slub:
         else:
             s.node.partial.insert(0, slab)
         slab.where = "partial"
+
+    def _add_full(self, s: KmemCache, slab: Slab) -> None:
+        """``add_full()``: a debugging cache that records owners (SLAB_STORE_USER, the
+        ``U`` of slab_debug) keeps its full slabs on the node's full list, at the head, so
+        that validation can find their objects; any other cache leaves them on no list."""
+        if s.flags & F.SLAB_STORE_USER:
+            s.node.full.insert(0, slab)
+            slab.where = "full"
 
     def _remove_from_lists(self, s: KmemCache, slab: Slab) -> None:
         if slab.where == "partial":
@@ -761,8 +773,8 @@ class Slub:
                 raise
             if slab.inuse == slab.objects:
                 n.partial.remove(slab)
-                n.full.append(slab)              # add_full()
-                slab.where = "full"
+                slab.where = "none"
+                self._add_full(s, slab)
             if self.events.active:
                 self._emit("obj_alloc", f"{s.name}: debug cache: {obj:#x} from the partial slab "
                            f"at pfn {slab.pfn:#x}", cache=s.name, obj=obj, path="debug")
@@ -776,8 +788,7 @@ class Slub:
         slab.inuse = 1
         D.alloc_debug_processing(self, s, slab, obj, orig_size, caller)
         if slab.inuse == slab.objects:
-            n.full.append(slab)
-            slab.where = "full"
+            self._add_full(s, slab)
         else:
             self.add_partial(s, slab, tail=False)
         n.nr_slabs += 1
@@ -900,9 +911,7 @@ class Slub:
         slab.inuse -= 1
         discard = slab.inuse == 0 and n.nr_partial >= s.min_partial
         if not prior:
-            if slab.where == "full":
-                n.full.remove(slab)
-            slab.where = "none"
+            self._remove_from_lists(s, slab)         # remove_full()
             if not discard:
                 self.add_partial(s, slab, tail=True)
                 s.stat["FREE_ADD_PARTIAL"] += 1
