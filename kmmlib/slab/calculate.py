@@ -5,9 +5,10 @@ SLUB chooses the order per cache in ``calculate_order()`` (mm/slub.c): big enoug
 minimum number of objects — more on machines with more CPUs, so the per-cpu slab lasts longer
 before the node's list lock is taken — but no bigger than ``slub_max_order`` (3) unless one
 object needs more (then ``get_order(size)``), and the order whose leftover at the end of the
-slab is a small enough fraction of it (1/16, then 1/8, 1/4, 1/2). ``/proc/slabinfo``'s ``<objperslab>`` and ``<pagesperslab>`` are this choice; the
-functions here reproduce every row of a real 6.18 kernel's slabinfo from the row's ``objsize``
-and the CPU count (``kmm slub`` checks it).
+slab is a small enough fraction of it (1/16, then 1/8, 1/4, 1/2). ``/proc/slabinfo``'s
+``<objperslab>`` and ``<pagesperslab>`` are this choice; the functions here reproduce every row
+of a real 6.18 kernel's slabinfo from the row's ``objsize`` and the CPU count (``kmm slub``
+checks it).
 
 ``calculate_sizes()`` turns a cache's ``object_size`` into ``s->size`` (the slot each object
 occupies): alignment, the free pointer when it cannot live inside the object, and the SLUB
