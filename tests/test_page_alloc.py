@@ -333,6 +333,11 @@ def test_get_free_pages_returns_linear_map_addresses():
         z.free_pages(0x1000, 0)
     z.free_pages(addr, 1)
     assert z.free_list(6) == [0]
+    # __get_free_pages() clears __GFP_HIGHMEM (highmem has no linear-map address): the same
+    # block GFP_KERNEL would get, not an error.
+    high = z.get_free_pages("GFP_KERNEL|__GFP_HIGHMEM", 0)
+    z.free_pages(high, 0)
+    assert high == z.get_free_pages("GFP_KERNEL", 0) == PAGE_OFFSET_X86_64
 
 
 def test_zonelist_routing_and_lowmem_reserve():
@@ -646,4 +651,26 @@ def test_pcp_free_goes_to_the_freeing_cpu():
     assert p in z.pcp[1].lists[z.order_to_pindex(MIGRATE_MOVABLE, 0)]
     assert z.alloc(0, cpu=1) == p        # the hot page is reused on the CPU that freed it
     _bad(z, lambda: z.free(p, 0, cpu=2), BadRequest, "CPUs 0..1")
+    z.check()
+
+
+def test_high_order_frees_drain_once_free_count_passes_batch_plus_half_high_min():
+    """free_frozen_page_commit() for orders 1..3: after a run of such frees the per-cpu lists
+    are drained at once ("free_high") when free_count reaches batch + high_min / 2 (6.18; the
+    threshold was batch alone before N. Dhama's 2025 patch), well before count reaches high."""
+    z = Zone(1 << 16)
+    z.setup_pcp(1)
+    pcp = z.pcp[0]
+    held = [z.alloc(1) for _ in range(200)]
+    assert pcp.free_count == 0
+    threshold = pcp.batch + pcp.high_min // 2
+    assert pcp.batch < threshold                   # the old rule would have drained sooner
+    for pfn in held:
+        before, count = pcp.free_count, pcp.count
+        z.free(pfn, 1)
+        if pcp.count < count + 2:                  # this free drained the lists
+            break
+    # The first free past the threshold (each order-1 free adds 2 to free_count).
+    assert before >= threshold > before - 2 and before == 2 * held.index(pfn)
+    assert count + 2 < pcp.high_min and pcp.count == 0     # not the count >= high rule
     z.check()

@@ -4,7 +4,8 @@ Follows Linux 6.18. A :class:`Zone` owns ``free_area[0..MAX_PAGE_ORDER]``; each 
 free list per migrate type and ``nr_free``, the number of free *blocks* of that order. A block
 of order k is 2^k pages whose first pfn is a multiple of 2^k; its *buddy* is the block of the
 same order that differs only in bit k of the pfn (``pfn ^ (1 << k)``), and two free buddies
-always merge into the order-(k+1) block that starts at ``pfn & buddy_pfn``.
+merge into the order-(k+1) block that starts at ``pfn & buddy_pfn`` (below MAX_PAGE_ORDER, and
+subject to the migrate-type rule under **free** below).
 
 The free lists are intrusive doubly-linked lists through ``page->buddy_list`` (here the
 ``lru_next``/``lru_prev`` arrays of :class:`~kmmlib.mm.mem_map.MemMap`, holding pfns), and a free
@@ -24,8 +25,9 @@ requests on the same free lists, because it follows the same rules:
   buddy is free (it will probably merge again soon, so keep it unused), else at the *head*.
 - **per-cpu lists** (optional, off for teaching) — orders 0..3 and the THP order go through a
   per-CPU cache: an empty list is refilled with ``batch`` blocks (``rmqueue_bulk()``, appended
-  in ascending order), frees go to the list head, and a list above ``high`` is drained
-  (``free_pcppages_bulk()``, oldest first).
+  in ascending order), frees go to the list head, and once the CPU's lists together hold
+  ``high`` pages or more, some go back (``free_pcppages_bulk()``, oldest first, round the
+  lists).
 - **migratetype fallback** (chapter 07) — when a request's own ``free_list[mt]`` has nothing
   big enough, ``__rmqueue_claim()`` looks at the *largest* free block of the types
   ``fallbacks[mt]`` lists, from MAX_PAGE_ORDER down, and claims its whole pageblock for ``mt``
@@ -45,10 +47,13 @@ The 6.18 file itself could not be read here (the stored copy is 5.19-era): the c
 together from those patches (lore) and from a line-by-line description of the v6.19 code;
 treat the exact 6.18 text as NOT VERIFIED. Until 6.14 (6.1, 6.6, 6.12 before backports)
 one ``__rmqueue_fallback()`` did both. It also went for the largest fallback block, but when
-it could not claim that block's pageblock it *still* took that largest block for an unmovable
-or reclaimable request (``steal_suitable_fallback(..., whole_block)``: moved to the
-requester's list, and from 6.10 split in place), so big free blocks were broken up for single
-pages; only a small movable request searched for the smallest block instead. 6.15 made
+it could not claim that block's pageblock it *still* took that largest block
+(``steal_suitable_fallback(..., whole_block)``: moved to the requester's list, and from 6.10
+split in place) for an unmovable or reclaimable request, and for a movable one whenever the
+block was of order ≥ pageblock_order/2 (``can_steal_fallback()`` judged the block found, not
+the request), so big free blocks were broken up for single pages; only when a movable
+request's largest fallback block was smaller than that did it search for the smallest block
+instead. 6.15 made
 claiming all-or-nothing and every steal smallest-first, and renamed ``can_steal_fallback`` →
 ``should_try_claim_block`` and ``steal_suitable_fallback`` → ``try_to_claim_block``; the
 thresholds (order ≥ pageblock_order/2, unmovable and reclaimable always try, half a pageblock
@@ -115,8 +120,8 @@ FPI_NONE = 0
 FPI_SKIP_REPORT_NOTIFY = 1 << 0
 FPI_TO_TAIL = 1 << 1
 
-# Per-cpu page lists (mm/page_alloc.c): MIN_PERCPU_PAGELIST_HIGH_FRACTION and the default of
-# the vm.pcp_batch_scale_max sysctl (CONFIG_PCP_BATCH_SCALE_MAX).
+# Per-cpu page lists (mm/page_alloc.c): MIN_PERCPU_PAGELIST_HIGH_FRACTION, and
+# CONFIG_PCP_BATCH_SCALE_MAX (mm/Kconfig, default 5, range 0..6: a build option, no sysctl).
 MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8
 PCP_BATCH_SCALE_MAX = 5
 PCPF_PREV_FREE_HIGH_ORDER = 1 << 0
@@ -178,9 +183,9 @@ def rounddown_pow_of_two(n: int) -> int:
 
 def zone_batchsize(managed_pages: int, page_size: int = 1 << PAGE_SHIFT) -> int:
     """``zone_batchsize()`` as ``zone_set_pageset_high_and_batch()`` uses it (``max(1, …)``):
-    about a quarter of a thousandth of the zone, at most 256 KiB's worth / 4, rounded down to
-    2^n - 1 (a power of two was found to alias badly in CPU caches). 63 for any zone of 1 GiB
-    or more with 4 KiB pages."""
+    about a quarter of a thousandth of the zone, at most 1 MiB's worth / 4 (64 pages with 4 KiB
+    pages), then ``rounddown_pow_of_two(batch * 3 / 2) - 1`` (a power of two was found to alias
+    badly in CPU caches). 63 for any zone of 1 GiB or more with 4 KiB pages."""
     batch = min(managed_pages >> 10, (1 << 20) // page_size)
     batch //= 4
     if batch < 1:
@@ -1448,7 +1453,7 @@ class Zone:
 
     def _nr_pcp_alloc(self, pcp: PerCpuPages, order: int) -> int:
         """``nr_pcp_alloc()``: how many blocks one refill takes. Order-0 refills double (up to
-        2^pcp_batch_scale_max·batch) while a CPU keeps allocating without freeing; pcp->high
+        2^CONFIG_PCP_BATCH_SCALE_MAX·batch) while a CPU keeps allocating without freeing; pcp->high
         grows by a batch per refill towards high_max unless the zone is below its high mark."""
         base_batch = pcp.batch
         high = pcp.high = min(max(pcp.high, pcp.high_min), pcp.high_max)
@@ -1551,7 +1556,10 @@ class Zone:
         batch = pcp.batch
         free_high = False
         if order and order <= PAGE_ALLOC_COSTLY_ORDER:
-            free_high = (pcp.free_count >= batch and bool(pcp.flags & PCPF_PREV_FREE_HIGH_ORDER)
+            # As in 6.18: free_count must pass batch + high_min / 2, not only batch (N. Dhama's
+            # "increase pcp->free_count threshold to trigger free_high", 2025).
+            free_high = (pcp.free_count >= batch + pcp.high_min // 2
+                         and bool(pcp.flags & PCPF_PREV_FREE_HIGH_ORDER)
                          and (not pcp.flags & PCPF_FREE_HIGH_BATCH or pcp.count >= batch))
             pcp.flags |= PCPF_PREV_FREE_HIGH_ORDER
         elif pcp.flags & PCPF_PREV_FREE_HIGH_ORDER:
@@ -2128,13 +2136,11 @@ class PageAllocator:
 
     def get_free_pages(self, gfp: int | str, order: int = 0) -> int:
         """``__get_free_pages()``: the linear-map address of the block, 0 on failure.
-        (Highmem pages have no permanent address; the kernel forbids __GFP_HIGHMEM here.)"""
+        Highmem pages have no permanent address, so the kernel clears __GFP_HIGHMEM here
+        (``alloc_pages(gfp_mask & ~__GFP_HIGHMEM, order)``) and the block comes from lowmem."""
         if isinstance(gfp, str):
             gfp = _gfp.parse_gfp(gfp)
-        if gfp & _G["__GFP_HIGHMEM"]:
-            raise BadRequest("__get_free_pages: __GFP_HIGHMEM pages have no linear-map address "
-                             "(VM_BUG_ON in mm/page_alloc.c)")
-        pfn = self.alloc_pages(gfp, order)
+        pfn = self.alloc_pages(gfp & ~_G["__GFP_HIGHMEM"], order)
         return 0 if pfn is None else self.zone_of(pfn).mem_map.page_address(pfn)
 
     def free_pages(self, addr: int, order: int = 0) -> None:

@@ -3,8 +3,9 @@
 Every zone has three levels (``enum zone_watermarks``, include/linux/mmzone.h), plus one for
 memory tiering:
 
-- **min** — only allocations that cannot wait (GFP_ATOMIC) or are freeing memory may go
-  below it. An ordinary allocation that finds a zone at min reclaims memory itself
+- **min** — only __GFP_HIGH allocations (GFP_ATOMIC), OOM victims and tasks that are freeing
+  memory (PF_MEMALLOC) may go below it; not being able to wait (GFP_NOWAIT) is not enough.
+  An ordinary allocation that finds a zone at min reclaims memory itself
   (*direct reclaim*): the caller stalls.
 - **low** — an allocation that finds every usable zone at or below low wakes ``kswapd``,
   the per-node reclaim thread, and then tries again against min.
