@@ -14,6 +14,8 @@ from kmmlib.errors import BadRequest, KmmError
 from kmmlib.events import Collect
 from kmmlib.userspace.process import (
     MADV_DONTNEED,
+    MADV_POPULATE_READ,
+    MADV_POPULATE_WRITE,
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
@@ -142,15 +144,19 @@ def test_page_table_indices_split_the_address_as_the_mmu_does():
 
 
 # -- segmentation faults -------------------------------------------------------------------
-@pytest.mark.parametrize("case", ["unmapped", "readonly", "protnone"])
+@pytest.mark.parametrize("case", ["unmapped", "readonly", "protnone", "protnone_touched"])
 def test_bad_accesses_kill_the_process_with_the_kernels_line(sysm, mm, case):
+    """The error code is the x86 one: 4 user, 2 write, 1 protection (the PTE was present). A
+    PROT_NONE entry, even over a page in memory, has _PAGE_PRESENT clear: no protection bit."""
     a = mm.mmap(0, 2 * PAGE_SIZE)
     if case == "readonly":
         mm.mprotect(a, 2 * PAGE_SIZE, PROT_READ)
-    if case == "protnone":
+    if case.startswith("protnone"):
+        if case == "protnone_touched":
+            mm.touch(a, True)
         mm.mprotect(a, 2 * PAGE_SIZE, PROT_NONE)
     addr, write, code = {"unmapped": (a - 0x10, True, 6), "readonly": (a, True, 6),
-                         "protnone": (a, False, 4)}[case]
+                         "protnone": (a, False, 4), "protnone_touched": (a, True, 6)}[case]
     with pytest.raises(SegmentationFault, match="Segmentation fault"):
         mm.touch(addr, write)
     assert sysm.dmesg[-1] == f"test[{mm.task.pid}]: segfault at {addr:x} error {code}"
@@ -501,3 +507,20 @@ def test_fault_widget_steps_and_starts_accesses():
     assert "done: zero page" in w.text and "(zero)" in w.drawing.value
     w.back_button.click()
     assert w.stepper.pos == 15 and "step 7 of 8 done" in w.text
+
+
+def test_madv_populate_read_maps_the_zero_page_and_write_allocates(sysm, mm):
+    """MADV_POPULATE_READ read-faults (faultin_page_range(write=false)): untouched private
+    anonymous memory gets the shared zero page, no RSS; MADV_POPULATE_WRITE allocates. (Not
+    MAP_POPULATE's rule, which write-faults a private writable mapping.)"""
+    a = mm.mmap(0, 4 * PAGE_SIZE)
+    free = sysm.zone.nr_free_pages
+    mm.madvise(a, 4 * PAGE_SIZE, MADV_POPULATE_READ)
+    assert all(mm.follow_pte(a + i * PAGE_SIZE) for i in range(4))     # mapped …
+    assert mm.counters()["RSS"] == 0                                     # … to the zero page
+    tables = free - sysm.zone.nr_free_pages                              # only page tables
+    assert tables * 4096 == mm.pgtables_bytes
+    mm.madvise(a, 4 * PAGE_SIZE, MADV_POPULATE_WRITE)
+    assert mm.counters()["RSS"] == 16 and free - sysm.zone.nr_free_pages == tables + 4
+    b = mm.mmap(0, 4 * PAGE_SIZE, flags=PRIVATE | MAP_POPULATE)
+    assert mm.counters()["RSS"] == 32 and b

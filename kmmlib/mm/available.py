@@ -1,6 +1,6 @@
 """MemAvailable, recomputed term by term as the kernel's ``si_mem_available()`` does.
 
-``si_mem_available()`` lives in mm/show_mem.c (mm/page_alloc.c before 6.2) and estimates how
+``si_mem_available()`` lives in mm/show_mem.c (mm/page_alloc.c before 6.5) and estimates how
 much memory user space could get "without causing swapping or OOM". In pages:
 
     wmark_low   = sum of every zone's low watermark             (for_each_zone, empty ones too)

@@ -8,7 +8,7 @@ Two pieces of procps-ng make up what ``free`` prints, and both are followed here
   MemTotal (seen inside lxc containers) is replaced by MemFree.
 - ``src/free.c`` prints them: a 9-column row label, then ``%11s`` per column, each number
   made by ``scale_size()`` — plain KiB by default, or bytes divided by a power of 1024 (1000
-  with ``--si``) and truncated, or with ``-h`` the shortest of ``"%.1f%ci"`` / ``"%ld%ci"`` that
+  with ``--si``) and truncated, or with ``-h`` the first of ``"%.1f%ci"``, then ``"%ld%ci"``, that
   fits in 5 characters (4 with ``--si``), trying B, Ki, Mi, Gi, Ti, Pi in turn. The ``%.1f``
   is applied to a C ``float``, so the value is rounded to single precision first, as here.
 

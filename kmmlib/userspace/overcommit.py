@@ -59,13 +59,13 @@ def vm_commit_limit(totalram_pages: int, total_swap_pages: int = 0, *,
 
 
 def init_user_reserve(free_pages: int, page_shift: int = PAGE_SHIFT) -> int:
-    """``init_user_reserve()`` (mm/util.c, a boot initcall): user_reserve_kbytes =
-    min(free memory / 32, 128 MiB), in kB."""
+    """``init_user_reserve()`` (mm/mmap.c, a boot initcall; the sysctl lives in mm/util.c):
+    user_reserve_kbytes = min(free memory / 32, 128 MiB), in kB."""
     return min((free_pages << (page_shift - 10)) // 32, USER_RESERVE_MAX_KB)
 
 
 def init_admin_reserve(free_pages: int, page_shift: int = PAGE_SHIFT) -> int:
-    """``init_admin_reserve()`` (mm/util.c): admin_reserve_kbytes = min(free / 32, 8 MiB)."""
+    """``init_admin_reserve()`` (mm/mmap.c): admin_reserve_kbytes = min(free / 32, 8 MiB)."""
     return min((free_pages << (page_shift - 10)) // 32, ADMIN_RESERVE_MAX_KB)
 
 

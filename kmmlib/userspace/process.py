@@ -579,7 +579,8 @@ class MmStruct:
 
     def _pte_table(self, addr: int, alloc: bool) -> PgTable | None:
         """The PTE table covering addr, allocating the missing levels when ``alloc``
-        (``__handle_mm_fault()``: pud_alloc, pmd_alloc, then pte_alloc). None on OOM."""
+        (``__handle_mm_fault()``: pud_alloc, pmd_alloc; then ``do_anonymous_page()``:
+        pte_alloc). None on OOM."""
         idx = pt_index(addr)
         table = self.pgd
         for (name, _), i in zip(LEVELS[1:], idx[:3], strict=True):
@@ -774,20 +775,22 @@ class MmStruct:
             self.touch(a, write)
         return self.task.min_flt - faults
 
-    def populate(self, start: int, end: int) -> int:
-        """``populate_vma_page_range()`` (mm/gup.c, for MAP_POPULATE, mlock and
-        MADV_POPULATE_*): fault in every page now, with a write fault for private writable
-        VMAs. Returns the number of pages faulted in; stops at OOM."""
+    def populate(self, start: int, end: int, write: bool | None = None) -> int:
+        """Fault in every page now. ``populate_vma_page_range()`` (mm/gup.c, for MAP_POPULATE
+        and mlock) uses a write fault for private writable VMAs, to break COW now; madvise's
+        MADV_POPULATE_READ / _WRITE (``faultin_page_range()``) pass ``write`` themselves, so a
+        read populate of untouched anonymous memory maps the shared zero page. Returns the
+        number of pages faulted in; stops at OOM."""
         n = 0
         for vma in self._overlapping(start, end):
-            write = (vma.vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE
+            wr = (vma.vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE if write is None else write
             if not vma.vm_flags & VM_ACCESS_FLAGS:
                 continue                           # PROT_NONE: nothing to populate
             for a in range(max(start, vma.vm_start), min(end, vma.vm_end), PAGE_SIZE):
                 pte = self.follow_pte(a)
-                if pte and not (write and pte & _PAGE_SPECIAL):
+                if pte and not (wr and pte & _PAGE_SPECIAL):
                     continue
-                got = self.handle_mm_fault(vma, a, write)
+                got = self.handle_mm_fault(vma, a, wr)
                 if got == "oom" or not self.task.alive:
                     return n
                 n += 1
@@ -1068,7 +1071,7 @@ class MmStruct:
         for v in self._overlapping(start, end):
             if advice == MADV_POPULATE_WRITE and not v.vm_flags & VM_WRITE:
                 raise BadRequest(f"madvise: EINVAL: MADV_POPULATE_WRITE on read-only VMA {v}")
-        self.populate(start, end)
+        self.populate(start, end, write=advice == MADV_POPULATE_WRITE)
         return 0
 
     def mremap(self, old_addr: int, old_len: int, new_len: int,
@@ -1197,7 +1200,9 @@ class MmStruct:
 
     # -- exit ---------------------------------------------------------------------------------
     def exit_mmap(self) -> None:
-        """``exit_mmap()`` (mm/mmap.c): unmap everything, free every table and the PGD."""
+        """``exit_mmap()`` (mm/mmap.c): unmap everything and free the page tables; the PGD
+        itself goes when the last reference to the mm does (``__mmdrop()`` → ``mm_free_pgd()``,
+        kernel/fork.c), at once here."""
         if self.pgd is None:
             return
         for v in list(self.vmas):
@@ -1398,8 +1403,9 @@ class FaultPath:
                     else "read-only")
             self._say(f"the PTE is present but {what}: a write is not allowed through it")
         else:
-            self.error_code = X86_PF_USER | (X86_PF_WRITE if self.write else 0) | (
-                X86_PF_PROT if pte & _PAGE_PROTNONE else 0)
+            # A PROT_NONE entry has _PAGE_PRESENT clear: the CPU reports a non-present page
+            # (no X86_PF_PROT), and access_error() finds the VMA inaccessible.
+            self.error_code = X86_PF_USER | (X86_PF_WRITE if self.write else 0)
             self._say("no valid PTE: " + ("the entry is PROT_NONE" if pte else
                                           "pte_none() — this page was never touched"))
 
