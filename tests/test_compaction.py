@@ -126,6 +126,31 @@ def test_pinned_pages_stay():
     assert 1 not in [src for src, _, _ in cc.moves]
     assert z.allocation_order(1) == 0
     z.mem_map.refcount[1] = 1
+    # A page mapped once (mapcount 0) with a second reference (a GUP pin) is pinned too: the
+    # kernel skips a page with more references than mappings.
+    z = checkerboard()
+    z.mem_map.mapcount[1] = 0
+    z.mem_map.get_page(1)
+    assert 1 not in [src for src, _, _ in compact_memory(z).moves]
+    z.mem_map.refcount[1] = 1                    # mapped once, one reference: it moves
+    assert 1 in [src for src, _, _ in compact_memory(z).moves]
+
+
+def test_free_scanner_skips_a_pageblock_that_starts_with_a_block_of_the_requested_order():
+    # suitable_migration_target() (6.9+): a pageblock whose first page heads a free block of
+    # cc->order or more is not a target — that block is what compaction tries to make. Here
+    # the last pageblock (112-127) holds a free order-2 block at 112; compacting for order 2
+    # takes no page from it, compacting for order 4 (its pageblock_order) does.
+    from kmmlib.mm.compaction import CompactControl, suitable_migration_target
+
+    z = checkerboard()
+    for pfn in (113, 115):
+        z.free(pfn, 0)                           # 112..115 merge into one order-2 block
+    assert z.mem_map.PageBuddy(112) and z.mem_map.buddy_order(112) == 2
+    assert not suitable_migration_target(CompactControl(z, order=2), 112)
+    assert suitable_migration_target(CompactControl(z, order=4), 112)
+    assert suitable_migration_target(CompactControl(z, order=-1), 112)   # pageblock_order 4
+    z.check()
 
 
 def test_moved_pages_keep_their_state():

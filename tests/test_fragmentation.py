@@ -190,6 +190,9 @@ def test_pageblock_order_for():
     assert pageblock_order_for(12, 10) == 9
     assert pageblock_order_for(14, 11) == 11 and pageblock_order_for(16, 13) == 13
     assert pageblock_order_for(12, 8) == 8
+    # arm64's default MAX_PAGE_ORDER for the page size (ARCH_FORCE_MAX_ORDER: 10, 11, 13).
+    assert (pageblock_order_for(12), pageblock_order_for(14), pageblock_order_for(16)) == \
+        (9, 11, 13)
 
 
 def test_explorer_widget_shows_the_models_text():

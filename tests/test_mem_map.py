@@ -143,7 +143,7 @@ def test_mapcount_starts_at_minus_one(mm):
 
 def test_anon_mapping_bit(mm):
     p = mm.page(0x1003)
-    p.mapping = 0xFFFF888012345600 | pf.PAGE_MAPPING_ANON
+    p.mapping = 0xFFFF888012345600 | pf.FOLIO_MAPPING_ANON
     assert p.anon
     p.mapping = 0xFFFF888012345600
     assert not p.anon
@@ -221,7 +221,7 @@ def test_describe_text_names_every_field():
     for field in ("flags", "_refcount", "_mapcount", "page_type", "private", "mapping",
                   "index", "lru", "virtual", "struct page"):
         assert field in text
-    assert "uptodate|lru|active|swapbacked" in text and "anon_vma | PAGE_MAPPING_ANON" in text
+    assert "uptodate|lru|active|swapbacked" in text and "anon_vma | FOLIO_MAPPING_ANON" in text
     assert "folio's order" in mm.describe_text(0x1005)
     assert "(buddy order)" in mm.describe_text(0x1008)
 
@@ -259,3 +259,24 @@ def test_viz_draws_the_core_state():
     ax = viz.plot_memmap_cost([1 << 30, 4 << 30])
     assert len(ax.lines) == 4                                 # 3 series + the 1.5625% line
     plt.close("all")
+
+
+def test_dump_page_of_anonymous_and_file_pages_as_dump_folio_prints_them(mm):
+    """__dump_folio(): mapping is folio_mapping(), NULL for anon (the word holds an anon_vma),
+    and the flags line says "anon " (or "ksm "); index is the folio's index plus the offset
+    of the page in the folio."""
+    anon_vma = 0xFFFF888012345600
+    p = mm.page(0x1003)
+    p.mapping, p.index = anon_vma | pf.FOLIO_MAPPING_ANON, 0x7F3A2C1D5
+    lines = mm.dump_page(0x1003).splitlines()
+    assert "mapping:0000000000000000 index:0x7f3a2c1d5 pfn:0x1003" in lines[0]
+    assert lines[1].startswith("anon flags: ")
+    p.mapping = anon_vma | pf.FOLIO_MAPPING_KSM
+    assert mm.dump_page(0x1003).splitlines()[1].startswith("ksm flags: ")
+    p.mapping = file_mapping = 0xFFFF888100200000                # an address_space: printed
+    assert f"mapping:{file_mapping:016x} " in mm.dump_page(0x1003)
+    assert mm.dump_page(0x1003).splitlines()[1].startswith("flags: ")
+    # A tail page of a folio: the head's index plus its offset.
+    mm.prep_compound_page(0x1004, 2)
+    mm.page(0x1004).mapping, mm.page(0x1004).index = file_mapping, 0x40
+    assert "index:0x42 pfn:0x1006" in mm.dump_page(0x1006).splitlines()[0]

@@ -123,3 +123,14 @@ def test_describe_flags():
     assert "(should be 0)" in pf.describe_flags(word)
     with pytest.raises(ParseError):
         pf.describe_flags(1 << 64)
+
+
+def test_the_format_page_flags_docstring_example_is_what_it_prints():
+    import re
+
+    example = re.search(r"``(0x[0-9a-f]+)\((.*?)\)``", pf.format_page_flags.__doc__)
+    flags, shown = int(example.group(1), 16), example.group(2)
+    assert pf.format_page_flags(flags, pf.FlagsLayout(pf.X86_64_DISTRO)) == \
+        f"{flags:#x}({shown})"
+    assert pf.PG_movable_ops_isolated == pf.PG_isolated == pf.PG_reclaim
+    assert pf.FOLIO_MAPPING_KSM == pf.FOLIO_MAPPING_ANON | pf.FOLIO_MAPPING_ANON_KSM == 0x3

@@ -9,7 +9,7 @@ builds big free blocks again with two scanners that walk towards each other:
   COMPACT_CLUSTER_MAX = 32 pages a round, then the rest of the pageblock);
 - the **free scanner** (``isolate_freepages()``) starts at the zone's last pageblock and walks
   *down*, taking free blocks out of the buddy lists, only in MOVABLE pageblocks and never a
-  pageblock that is already one free block;
+  pageblock that starts with a free block of the requested order (6.9+);
 - ``migrate_pages()`` copies each picked page into a taken free block
   (``compaction_alloc()``, which splits a bigger block when it must) and frees the old page,
   whose buddy may now be free: free space gathers at the bottom of the zone, used pages at the
@@ -42,7 +42,8 @@ each:
   deferral (``defer_compaction()``), no capture of the freed page, no kcompactd or proactive
   compaction (``fragmentation_score()`` is computed, not acted on).
 - A page is movable when it was allocated with a movable gfp (see :mod:`kmmlib.mm.page_alloc`)
-  and is not pinned (more references than mappings + 1); migration then always succeeds.
+  and is not pinned (more references than mappings; a bare allocation, whose mapping is not
+  modelled, counts as mapped once); migration then always succeeds.
 - Whoever holds the moved pages is told through the ``migrate`` callback ``(old, new, order)``
   — what ``remove_migration_ptes()`` does for page tables.
 """
@@ -244,7 +245,9 @@ def isolate_migratepages_block(cc: CompactControl, low_pfn: int, end_pfn: int) -
         if order and _skip_isolation_on_order(order, cc.order, zone.pageblock_order):
             low_pfn += 1 << order
             continue
-        if mm.refcount[i] - 1 > mm.mapcount[i] + 1:     # pinned: more refs than mappings
+        # Pinned: the kernel skips an anonymous page with more references than mappings. A
+        # bare allocation stands for a user page whose one mapping is not modelled: it counts 1.
+        if mm.refcount[i] > (mm.mapcount[i] + 1 or 1):
             low_pfn += 1 << order
             continue
         cc.migratepages.insert(0, (low_pfn, order))    # list_add(): at the head
@@ -284,12 +287,15 @@ def _skip_persistent(zone, pfn: int) -> bool:
 
 
 def suitable_migration_target(cc: CompactControl, pfn: int) -> bool:
-    """``suitable_migration_target()``: take free pages from this pageblock? Not when it is
-    already one big free block; else only a MOVABLE pageblock (unless told to ignore that) —
-    filling an unmovable pageblock with movable pages would be fragmentation of its own."""
+    """``suitable_migration_target()``: take free pages from this pageblock? Not when it
+    starts with a free block of the requested order or more (of pageblock_order when compacting
+    everything; 6.9+): that block is what compaction is trying to make. Else only a MOVABLE
+    pageblock (unless told to ignore that) — filling an unmovable pageblock with movable pages
+    would be fragmentation of its own."""
     zone = cc.zone
     mm = zone.mem_map
-    if mm.PageBuddy(pfn) and mm.buddy_order(pfn) >= zone.pageblock_order:
+    order = cc.order if cc.order > 0 else zone.pageblock_order
+    if mm.PageBuddy(pfn) and mm.buddy_order(pfn) >= order:
         return False
     if cc.ignore_block_suitable:
         return True

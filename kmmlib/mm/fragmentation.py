@@ -19,7 +19,8 @@ free pages, free blocks, and the number of order-*o* pieces the free blocks coul
 pages and its used pages by what they are (page_owner's migratetype of each allocation).
 A pageblock is *mixed* when it holds an allocation of another type than its own
 (:func:`mixed_pageblocks` is ``pagetypeinfo_showmixedcount_print()`` of ``mm/page_owner.c``,
-the third table of /proc/pagetypeinfo on CONFIG_PAGE_OWNER kernels), and *pinned* when it
+the third table of /proc/pagetypeinfo on CONFIG_PAGE_OWNER kernels booted with
+``page_owner=on``), and *pinned* when it
 holds any unmovable or reclaimable page: then no amount of compaction can free it whole.
 
 **The experiment** (:func:`mobility_workload`, :func:`run_mobility_experiment`): the same
@@ -129,7 +130,8 @@ def fragmentation_score_zone_weighted(nr_free, present_pages: int,
     """``fragmentation_score_zone_weighted()``: the zone's extfrag_for_order at the THP order,
     scaled by its share of the node, so that small zones (DMA32) do not trigger proactive
     compaction. kcompactd compacts a node whose summed score is above
-    ``min(max(100 - vm.compaction_proactiveness, 5) + 10, 100)``."""
+    ``min(w + min(10, w // 2), 100)`` with ``w = 100 - vm.compaction_proactiveness`` (6.16+;
+    before, ``min(max(w, 5) + 10, 100)``): 90 with the default proactiveness of 20."""
     score = present_pages * extfrag_for_order(nr_free, COMPACTION_HPAGE_ORDER)
     return score // (node_present_pages + 1)
 

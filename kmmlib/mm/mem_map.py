@@ -68,7 +68,7 @@ MAX_LINK_PFN = (1 << 31) - 1
 FIELDS: tuple[tuple[str, str, int], ...] = (
     ("flags", "Q", 0),
     ("refcount", "i", 1),           # init_page_count()
-    ("mapcount", "i", -1),          # page_mapcount_reset()
+    ("mapcount", "i", -1),          # atomic_set(&page->_mapcount, -1)
     ("page_type", "I", UINT_MAX),   # the same 4 bytes as _mapcount: "no type"
     ("private", "Q", 0),
     ("lru_next", "i", -1),          # INIT_LIST_HEAD(&page->lru): an empty list
@@ -429,7 +429,7 @@ class MemMap:
             return "reserved"
         if self.compound_head[i] >= 0:
             return "tail"
-        if self.mapping[i] & pf.PAGE_MAPPING_ANON:
+        if self.mapping[i] & pf.FOLIO_MAPPING_ANON:
             return "anon"
         if self.mapping[i]:
             return "file"
@@ -458,7 +458,7 @@ class MemMap:
             (f"private        {d['private']}   (buddy order)" if self.PageBuddy(pfn) else
              f"private        {d['private']:#x}"),
             f"mapping        {d['mapping']:#x}" + (
-                "   (anon_vma | PAGE_MAPPING_ANON)" if d["mapping"] & pf.PAGE_MAPPING_ANON
+                "   (anon_vma | FOLIO_MAPPING_ANON)" if d["mapping"] & pf.FOLIO_MAPPING_ANON
                 else "   (address_space)" if d["mapping"] else "   (none)"),
             f"index          {d['index']:#x}",
             f"lru            next {d['lru_next']}, prev {d['lru_prev']}   (pfns, -1 = none)",
@@ -500,19 +500,26 @@ class MemMap:
                 self.private[i] & (2**64 - 1), word6, 0]
 
     def dump_page(self, pfn: int, reason: str | None = None) -> str:
-        """``dump_page()`` (``mm/debug.c``, 6.12+ format): the lines the kernel prints for a
-        "BUG: Bad page state" or a KASAN report. Pointers are printed raw (the kernel hashes
-        ``%p``); a compound page gets one ``head:`` line instead of the folio details."""
-        i = self.index(pfn)
+        """``dump_page()`` → ``__dump_folio()`` (``mm/debug.c``, 6.12+ format): the lines the
+        kernel prints for a "BUG: Bad page state" or a KASAN report. ``mapping:`` is
+        ``folio_mapping()``, NULL for an anonymous page (its word holds an anon_vma), which the
+        flags line marks "anon " (or "ksm "); ``index:`` is the folio's index plus the page's
+        offset in it. Pointers are printed raw (the kernel hashes ``%p``); a compound page gets
+        one ``head:`` line instead of the folio details."""
         head_pfn = self.compound_head_pfn(pfn)
         h = self.index(head_pfn)
         typed = self.page_type[h] != UINT_MAX
         mapcount = 0 if typed else self.mapcount[h] + 1
+        word = self.mapping[h]
+        kind = ("ksm " if word & pf.FOLIO_MAPPING_FLAGS == pf.FOLIO_MAPPING_KSM else
+                "anon " if word & pf.FOLIO_MAPPING_ANON else "")
+        mapping = 0 if kind else word
+        index = (self.pgoff[h] + pfn - head_pfn) & (2**64 - 1)
         lines = [f"page: refcount:{self.refcount[h]} mapcount:{mapcount} "
-                 f"mapping:{self.mapping[h]:016x} index:{self.pgoff[i]:#x} pfn:{pfn:#x}"]
+                 f"mapping:{mapping:016x} index:{index:#x} pfn:{pfn:#x}"]
         if head_pfn != pfn or self.compound_order(pfn):
             lines.append(f"head: order:{self.compound_order(head_pfn)} pfn:{head_pfn:#x}")
-        lines.append(f"flags: {pf.format_page_flags(self.flags[h], self.layout)}")
+        lines.append(f"{kind}flags: {pf.format_page_flags(self.flags[h], self.layout)}")
         if typed:
             pt = self.page_type[h]
             lines.append(f"page_type: {pt >> 24:x}({pf.page_type_name(pt)})")
@@ -559,7 +566,7 @@ class Page:
     _mapcount = _get("mapcount", "page->_mapcount (-1: not mapped)")
     page_type = _get("page_type", "page->page_type (UINT_MAX: no type)")
     private = _get("private", "page->private (the buddy order of a free block's head)")
-    mapping = _get("mapping", "page->mapping (bit 0 set: anon_vma, PAGE_MAPPING_ANON)")
+    mapping = _get("mapping", "page->mapping (bit 0 set: anon_vma, FOLIO_MAPPING_ANON)")
     index = _get("pgoff", "page->index (a pgoff_t; MemMap.pgoff)")
     lru_next = _get("lru_next", "page->lru.next as a pfn (-1: none)")
     lru_prev = _get("lru_prev", "page->lru.prev as a pfn (-1: none)")
@@ -600,7 +607,7 @@ class Page:
     def anon(self) -> bool:
         """``PageAnon()``: bit 0 of the head page's ``mapping``."""
         head = self.mem_map.compound_head_pfn(self.pfn)
-        return bool(self.mem_map.mapping[self.mem_map.index(head)] & pf.PAGE_MAPPING_ANON)
+        return bool(self.mem_map.mapping[self.mem_map.index(head)] & pf.FOLIO_MAPPING_ANON)
 
     @property
     def head(self) -> int:
@@ -685,7 +692,7 @@ def example_mem_map() -> MemMap:
 
     setf(0x1000, bit("reserved"))
     setf(0x1001, bit("uptodate", "lru", "active", "swapbacked"),
-         mapping=anon_vma | pf.PAGE_MAPPING_ANON, pgoff=0x7F3A2C1D5, mapcount=0)
+         mapping=anon_vma | pf.FOLIO_MAPPING_ANON, pgoff=0x7F3A2C1D5, mapcount=0)
     setf(0x1002, bit("referenced", "uptodate", "lru"), mapping=inode_mapping, pgoff=3,
          mapcount=0, refcount=2)
     setf(0x1003, page_type=pf.PGTY_slab << 24)
@@ -693,7 +700,7 @@ def example_mem_map() -> MemMap:
     for p in range(0x1004, 0x1008):
         setf(p, mapcount=0)                       # each page mapped by one PTE
     setf(0x1004, bit("uptodate", "lru", "swapbacked"),
-         mapping=anon_vma | pf.PAGE_MAPPING_ANON, pgoff=0x7F3A2C200)
+         mapping=anon_vma | pf.FOLIO_MAPPING_ANON, pgoff=0x7F3A2C200)
     setf(0x1014, page_type=pf.PGTY_table << 24)
     setf(0x1015, bit("uptodate", "dirty", "lru", "private"), mapping=inode_mapping, pgoff=7,
          private=0xFFFF888107D3E000, refcount=2)

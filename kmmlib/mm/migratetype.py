@@ -68,12 +68,16 @@ class MigrateType(IntEnum):
         return self.proc_name
 
 
-def pageblock_order_for(page_shift: int = 12, max_order: int = 10) -> int:
+def pageblock_order_for(page_shift: int = 12, max_order: int | None = None) -> int:
     """``pageblock_order`` (include/linux/pageblock-flags.h) of a kernel with transparent huge
     pages: ``min(HPAGE_PMD_ORDER, MAX_PAGE_ORDER)``, a PMD's worth of pages: 9 (2 MiB) with
-    4 KiB pages, 11 (32 MiB) with 16 KiB, 13 (512 MiB) with 64 KiB. Simplified: 2025 kernels
+    4 KiB pages, 11 (32 MiB) with 16 KiB, 13 (512 MiB) with 64 KiB, with arm64's default
+    MAX_PAGE_ORDER for the page size (``ARCH_FORCE_MAX_ORDER``: 10, 11, 13) unless
+    ``max_order`` is given. Simplified: 2025 kernels
     can cap it lower with CONFIG_PAGE_BLOCK_ORDER (not modelled; NOT VERIFIED for 6.18)."""
     pmd_order = page_shift - 3            # a page of 8-byte entries maps 2^(shift-3) pages
+    if max_order is None:
+        max_order = {12: 10, 14: 11, 16: 13}.get(page_shift, 10)
     return min(pmd_order, max_order)
 
 

@@ -57,7 +57,9 @@ PG_anon_exclusive = PG_owner_2          # anon pages
 PG_mappedtodisk = PG_owner_2            # file pages
 PG_fscache = PG_private_2
 PG_pinned = PG_owner_priv_1             # Xen
-PG_isolated = PG_reclaim                # non-lru isolated movable page
+PG_movable_ops_isolated = PG_reclaim    # 6.17+ (CONFIG_MIGRATION): a movable_ops page
+PG_isolated = PG_movable_ops_isolated  # … isolated for migration; its name before 6.17
+PG_movable_ops = PG_uptodate            # 6.17+: migrated by movable_ops (zsmalloc, balloon)
 PG_reported = PG_uptodate               # buddy pages only: free page reporting
 # Flags of the second page of a large folio ("_flags_1"):
 PG_has_hwpoisoned = PG_active
@@ -87,10 +89,15 @@ PAGE_TYPES = {PGTY_buddy: "buddy", PGTY_offline: "offline", PGTY_table: "table",
 
 # -- page->mapping low bits (include/linux/page-flags.h) -------------------------------------
 
-PAGE_MAPPING_ANON = 0x1
-PAGE_MAPPING_MOVABLE = 0x2
-PAGE_MAPPING_KSM = PAGE_MAPPING_ANON | PAGE_MAPPING_MOVABLE
-PAGE_MAPPING_FLAGS = PAGE_MAPPING_ANON | PAGE_MAPPING_MOVABLE
+# 6.17 renamed them FOLIO_MAPPING_* and gave bit 1 a new meaning: it marks KSM, and only
+# together with ANON (before, PAGE_MAPPING_MOVABLE alone marked a non-LRU movable page).
+FOLIO_MAPPING_ANON = 0x1
+FOLIO_MAPPING_ANON_KSM = 0x2
+FOLIO_MAPPING_KSM = FOLIO_MAPPING_ANON | FOLIO_MAPPING_ANON_KSM
+FOLIO_MAPPING_FLAGS = FOLIO_MAPPING_ANON | FOLIO_MAPPING_ANON_KSM
+PAGE_MAPPING_ANON = FOLIO_MAPPING_ANON                  # the names before 6.17
+PAGE_MAPPING_KSM = FOLIO_MAPPING_KSM
+PAGE_MAPPING_FLAGS = FOLIO_MAPPING_FLAGS
 
 
 def page_type_name(page_type: int) -> str:
@@ -316,7 +323,8 @@ def flag_names(flags: int, layout: FlagsLayout = DEFAULT_LAYOUT) -> list[str]:
 
 def format_page_flags(flags: int, layout: FlagsLayout = DEFAULT_LAYOUT) -> str:
     """``%pGp`` (``lib/vsprintf.c: format_page_flags``), as ``dump_page()`` prints it:
-    ``0x17ffffc0000010(lru|node=0|zone=2|lastcpupid=0x1fffff)``. The PG_* names come first
+    ``0x17ffffc0000020(lru|node=0|zone=2|lastcpupid=0x1fffff)`` (with the distribution
+    layout, ``X86_64_DISTRO``). The PG_* names come first
     in print order, then every field of non-zero width (section, node, zone in decimal;
     lastcpupid and kasantag in hex)."""
     parts = flag_names(flags, layout)

@@ -620,7 +620,7 @@ class MmStruct:
         m = self.system.zone.mem_map
         i = m.index(pfn)
         m.mapcount[i] = 0
-        m.mapping[i] = (0xFFFF888000000000 + vma.anon_vma * 0x100) | _pf.PAGE_MAPPING_ANON
+        m.mapping[i] = (0xFFFF888000000000 + vma.anon_vma * 0x100) | _pf.FOLIO_MAPPING_ANON
         m.pgoff[i] = vma.vm_pgoff + ((addr - vma.vm_start) >> PAGE_SHIFT)
         m.flags[i] |= (1 << _pf.PG_uptodate) | (1 << _pf.PG_swapbacked)
         self._add_rss(MM_ANONPAGES, 1)
