@@ -83,8 +83,9 @@ class CompactResult(Enum):
 
 
 def compact_gap(order: int) -> int:
-    """``compact_gap()``: free pages compaction wants beyond the watermark: twice the request
-    (the migration scanner may isolate that much before the free scanner hands pages back)."""
+    """``compact_gap()``: free pages compaction wants beyond the watermark: twice the request.
+    The kernel's reason: the free scanner may hold up to 2^order isolated pages and then
+    split an order - 1 free block, so a gap of 2^order might not be enough."""
     return 2 << order
 
 

@@ -21,8 +21,8 @@ This toy follows glibc's ``malloc/malloc.c`` (ptmalloc2) where it is cheap to:
   makes a 132 KiB ``[heap]``, as on a real process. ``free()`` merges with free neighbours
   and the top, and gives memory back to the kernel (``systrim()``) only from the top, once the
   top exceeds ``M_TRIM_THRESHOLD`` (128 KiB).
-- requests of ``M_MMAP_THRESHOLD`` (128 KiB) or more get their own ``mmap()``; ``free()``
-  unmaps them, ``realloc()`` moves them with ``mremap()`` (no copy).
+- a request whose chunk size is ``M_MMAP_THRESHOLD`` (128 KiB) or more gets its own
+  ``mmap()``; ``free()`` unmaps it, ``realloc()`` moves it with ``mremap()`` (no copy).
 - the integrity checks and their messages are glibc's: ``free(): invalid pointer``,
   ``free(): invalid size``, ``double free or corruption (top|out|!prev)``,
   ``free(): invalid next size (normal)``, ``corrupted size vs. prev_size``,
@@ -31,8 +31,9 @@ This toy follows glibc's ``malloc/malloc.c`` (ptmalloc2) where it is cheap to:
 
 Simplified (one line each): one bin searched first-fit (glibc has tcache, fastbins, the
 unsorted, small and large bins — tcache and fastbins check far less); no arenas or threads;
-the mmap threshold does not adapt; calloc zeroes every heap chunk (glibc skips memory fresh
-from the kernel, which is already zero) but not mmapped ones.
+such a big chunk is mmapped at once (glibc first tries the bins and the top chunk, which
+rarely hold that much) and the mmap threshold does not adapt; calloc zeroes every heap chunk
+(glibc skips memory fresh from the kernel, which is already zero) but not mmapped ones.
 """
 
 from __future__ import annotations
