@@ -1221,6 +1221,10 @@ class Slub:
                 if slab.where != "partial" and slab in n.partial:
                     raise BadPageState(f"BUG {s.name}: {slab} on the partial list as "
                                        f"{slab.where}")
+                if (slab.where == "full") != (slab in n.full) or (
+                        slab.where == "full" and not s.flags & F.SLAB_STORE_USER):
+                    raise BadPageState(f"BUG {s.name}: {slab} and the full list disagree "
+                                       "(only SLAB_STORE_USER caches keep one)")
                 if not slab.frozen and slab.where == "none" and free and not s.debug:
                     raise BadPageState(f"BUG {s.name}: {slab} has free objects but is on no "
                                        "list")
