@@ -103,8 +103,11 @@ def test_compile_time_and_runtime_indices_agree():
         assert kmalloc_index(size) == kmalloc_slab_index(size), size
     assert len(KMALLOC_SIZE_INDEX) == 24
     assert kmalloc_index(0) == 0
-    with pytest.raises(BadRequest):
-        kmalloc_index(8 << 20)
+    # __kmalloc_index()'s table ends at 2 MiB (index 21), below KMALLOC_MAX_SIZE (4 MiB).
+    assert kmalloc_index(2 << 20) == 21
+    for size in ((2 << 20) + 1, 3 << 20, 8 << 20):
+        with pytest.raises(BadRequest, match="ends at 2 MiB"):
+            kmalloc_index(size)
     with pytest.raises(BadRequest):
         kmalloc_slab_index(8193)
 

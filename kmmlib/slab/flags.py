@@ -1,6 +1,6 @@
 """``SLAB_*`` cache flags (include/linux/slab.h, Linux 6.18) and the ``slab_debug=`` letters.
 
-Since 6.8 the flags are bits of ``enum _slab_flag_bits``, numbered in order with the optional
+Since 6.9 the flags are bits of ``enum _slab_flag_bits``, numbered in order with the optional
 ones present only when configured. The numbers here are those of a config with MEMCG, KFENCE
 and SLAB_OBJ_EXT and without DEBUG_OBJECTS, FAILSLAB or KASAN_GENERIC (the bundled snapshot's
 kind of kernel); they are internal to the kernel and nothing in the course depends on them,

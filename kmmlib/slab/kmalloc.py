@@ -73,7 +73,8 @@ def _check_size(size: int) -> int:
 def kmalloc_index(size: int) -> int:
     """``__kmalloc_index()`` (include/linux/slab.h), the compile-time form: the class index of a
     constant size (0 for 0; 1 for 65..96; 2 for 129..192; else the smallest n with size ≤ 2^n).
-    Sizes above KMALLOC_MAX_SIZE are refused (the kernel's BUILD_BUG_ON)."""
+    Its table ends at 2 MiB (index 21): a larger size is refused, as the kernel's
+    ``BUILD_BUG_ON_MSG(1, "unexpected size in kmalloc_index()")`` refuses it."""
     size = _check_size(size)
     if size == 0:
         return 0
@@ -83,8 +84,8 @@ def kmalloc_index(size: int) -> int:
         return 1
     if KMALLOC_MIN_SIZE <= 64 and 128 < size <= 192:
         return 2
-    if size > KMALLOC_MAX_SIZE:
-        raise BadRequest(f"kmalloc_index: {size} > KMALLOC_MAX_SIZE {KMALLOC_MAX_SIZE}")
+    if size > 2 << 20:
+        raise BadRequest(f"kmalloc_index: unexpected size {size} (its table ends at 2 MiB)")
     return max(KMALLOC_SHIFT_LOW, (size - 1).bit_length())
 
 
@@ -162,8 +163,11 @@ def kmalloc_size_roundup(size: int) -> int:
 @dataclass(frozen=True)
 class KmallocClass:
     """What ``kmalloc(bytes_req, gfp)`` does: the cache (None for kmalloc_large, kmalloc(0) and
-    failures), ``bytes_alloc`` as the ``kmalloc`` tracepoint prints it (0 for kmalloc(0), None
-    when the kernel returns NULL), and for kmalloc_large the page order."""
+    failures), ``bytes_alloc`` as the ``kmalloc`` tracepoint prints it, and for kmalloc_large
+    the page order. For the two cases the tracepoint does not cover, the simulator's own
+    convention: 0 for kmalloc(0) (which returns ZERO_SIZE_PTR before any event fires), and
+    None for a request the kernel refuses; a kmalloc_large that fails is traced with
+    ``ptr=0`` and ``bytes_alloc`` = PAGE_SIZE << order."""
 
     bytes_req: int
     cache: str | None

@@ -1,7 +1,9 @@
 """Reading an ftrace text trace of the ``kmem`` events (``/sys/kernel/tracing/trace``).
 
 The kernel's tracepoints (``include/trace/events/kmem.h``) print one line per event, after the
-header ftrace's ``print_trace_header()`` writes (kernel/trace/trace.c)::
+header ftrace writes for the nop tracer (kernel/trace/trace.c: ``s_show()``'s tracer line,
+then ``trace_default_header()`` → ``print_func_help_header_irq()``, whose
+``print_event_info()`` prints the entries line)::
 
     # tracer: nop
     # entries-in-buffer/entries-written: 442442/442442   #P:2
@@ -33,7 +35,7 @@ are the same either way (tests compare the two on real traces and on damaged lin
 time differs: the C module takes about a quarter of it (``make bench`` prints both speeds).
 :data:`FAST_C` says whether the C module was built, :func:`hot_path` which one runs.
 
-Older kernels print ``pfn=`` in decimal (before 5.x), have ``kmalloc_node``/
+Older kernels print ``pfn=`` in decimal (before 5.14), have ``kmalloc_node``/
 ``kmem_cache_alloc_node`` (merged into ``kmalloc``/``kmem_cache_alloc`` in 6.1) and a ``cold=``
 field on ``mm_page_free_batched``; all are read. ``CPU:N [LOST M EVENTS]`` lines (the ring
 buffer overflowed) are added up in :attr:`TraceStats.lost_events`.
@@ -80,7 +82,7 @@ def _load_c(name: str = "kmmlib.trace._ftrace"):
 _ftrace = _load_c()
 FAST_C = _ftrace is not None            # whether the C module is built (and up to date)
 
-# The events this package replays, in the order include/trace/events/kmem.h defines them.
+# The ten kmem events this package replays (the order of the course's tables).
 KMEM_EVENTS = ("kmalloc", "kmem_cache_alloc", "kfree", "kmem_cache_free", "mm_page_free",
                "mm_page_free_batched", "mm_page_alloc", "mm_page_alloc_zone_locked",
                "mm_page_pcpu_drain", "mm_page_alloc_extfrag")
@@ -416,7 +418,8 @@ class _Tasks(dict):
 
 
 def _pfn(text: str) -> int:
-    """``pfn=`` as TP_printk prints it: hex with 0x since 5.x, decimal before."""
+    """``pfn=`` as TP_printk prints it: hex with 0x since 5.14 ("Unify PFN format strings"),
+    decimal before."""
     return int(text[2:], 16) if text[:2] == "0x" else int(text)
 
 
@@ -582,7 +585,8 @@ class _LineReader:
         # A pfn repeats less than the others (alloc, free, alloc again): at most 128k cached,
         # a dozen MiB, before the table starts afresh.
         refill, pfn_ = _Field("percpu_refill=", int), _Field("pfn=", _pfn, limit=1 << 17)
-        null_pages = {"page=" + NULL_PTR, "page=(null)"}  # %p of NULL: now, and before 4.15
+        # %p of NULL: zeros since 5.7, "(null)" up to 5.1.
+        null_pages = {"page=" + NULL_PTR, "page=(null)"}
         ts_token, ts = "", 0.0                      # events come in bursts of one timestamp
 
         def read(line: str) -> tuple | None:
