@@ -442,3 +442,17 @@ def test_pictures_draw_the_report(bundled):
     ax = plot_busiest_caches(bundled, n=5)
     assert [t.get_text() for t in ax.get_yticklabels()][-1] == "names_cache"
     plt.close("all")
+
+
+def test_a_whole_block_claim_is_not_a_traced_buddy_take():
+    """mm_page_alloc_zone_locked fires in __rmqueue_smallest() only: a claim of a whole
+    pageblock or more (try_to_claim_block() splits it itself) is not traced, so the first
+    block of a refill that had to claim is not counted; the rest of the refill is."""
+    from kmmlib.mm.migratetype import MIGRATE_UNMOVABLE
+    from kmmlib.trace.replay import ReplayZone
+
+    z = ReplayZone(1 << 16, pcp=True, nr_cpus=1)        # every pageblock Movable at boot
+    pcp = z.pcp[0]
+    assert z.rmqueue(0, MIGRATE_UNMOVABLE, 0, 0) is not None
+    assert z.fallbacks == 1 and pcp.count > 1
+    assert z.buddy_takes == z.refill_takes == pcp.count + 1 - 1

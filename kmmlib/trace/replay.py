@@ -207,7 +207,7 @@ class ReplayZone(Zone):
     (``mm_page_alloc_extfrag``, with the tracepoint's fields)."""
 
     def __init__(self, *args, **kwargs):
-        self.buddy_takes = 0            # every successful __rmqueue()
+        self.buddy_takes = 0            # every block __rmqueue_smallest() hands out
         self.refill_takes = 0           # … of orders and types the per-cpu lists serve
         self.drained_pages = 0
         self.fallback_tries = 0
@@ -215,8 +215,11 @@ class ReplayZone(Zone):
         self.extfrag: list[dict] = []
         super().__init__(*args, **kwargs)
 
-    def _rmqueue(self, order: int, mt: int, alloc_flags: int) -> int:
-        pfn = Zone._rmqueue(self, order, mt, alloc_flags)
+    def _rmqueue_smallest(self, order: int, mt: int) -> int:
+        # Where the tracepoint is: the normal path, the HIGHATOMIC reserve and a partial
+        # pageblock claim go through __rmqueue_smallest(); a whole-block claim and a steal
+        # split their block themselves, untraced.
+        pfn = Zone._rmqueue_smallest(self, order, mt)
         if pfn >= 0:
             self.buddy_takes += 1
             if (order <= PAGE_ALLOC_COSTLY_ORDER or order == self.pageblock_order) \
