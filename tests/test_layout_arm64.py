@@ -121,8 +121,8 @@ def diff_rows(sign: str) -> list[tuple[str, ...]]:
             if line.startswith(sign + " ")]
 
 
-@pytest.mark.parametrize("kernel,sign", [("5.11", "-"), ("5.15", "-"), ("6.1", "+"),
-                                         ("6.4", "+")])
+@pytest.mark.parametrize("kernel,sign", [("5.11", "-"), ("5.16", "-"), ("5.17", "+"),
+                                         ("6.1", "+"), ("6.4", "+")])
 def test_bpf_jit_region_rows(capsys, kernel, sign):
     got = [fields(r) for r in kmm_rows(capsys, "--kernel", kernel)]
     want = diff_rows(sign)
@@ -237,7 +237,7 @@ def test_every_configuration_of_every_era_tiles_the_address_space(era):
 
 def test_eras_and_va_bits_are_checked():
     assert era_for((6, 8)).name == "6.5" and era_for((6, 9)).name == "6.9"
-    assert era_for((5, 16)).name == "5.16" and era_for((5, 15)).name == "5.11"
+    assert era_for((5, 17)).name == "5.17" and era_for((5, 16)).name == "5.11"
     with pytest.raises(BadRequest, match="before 4.6"):
         layout("arm64", kernel="4.4")
     with pytest.raises(BadRequest, match="VA_BITS"):

@@ -20,12 +20,14 @@ from      what changed (commit)
 5.4       the VA space *flipped* (14c127c957c1 "arm64: mm: Flip kernel VA space"): the linear
           map is now the lower half, ``PAGE_OFFSET = -(1 << VA_BITS)``; vmemmap at the very top
           (``-VMEMMAP_SIZE - SZ_2M``); 52-bit kernel VAs with 64K pages.
-5.11      vmemmap sized to the linear map and placed at ``-(1 << (VA_BITS - VMEMMAP_SHIFT))``,
+5.11      vmemmap (sized to the linear map since 5.4) placed at
+          ``-(1 << (VA_BITS - VMEMMAP_SHIFT))``,
           fixmap and PCI I/O just below it; the 52-bit linear map extended to ``PAGE_END``
           (f4693c2716b3 "arm64: mm: extend linear region for 52-bit VA configurations").
-5.16      the BPF JIT region removed again (b89ddf4cca43 "arm64/bpf: Remove 128MB limit for
-          BPF JIT programs", posted November 2021; release NOT VERIFIED, 5.16 or 5.17).
-          memory.rst kept showing it until 6.0 (5bed6a93920d).
+5.17      the BPF JIT region removed again (b89ddf4cca43 "arm64/bpf: Remove 128MB limit for
+          BPF JIT programs", in 5.17-rc1 as the crash utility's arm64 code records; stable
+          backported it to 5.16.4 and 5.15.18). memory.rst kept showing it until 6.0
+          (5bed6a93920d).
 6.5       modules 128 MB → 2 GB (Mark Rutland's module VA rework, 3e35d303ab7d "arm64: module:
           rework module VA range selection").
 6.9       PCI I/O, then the fixmap moved *above* vmemmap, vmemmap ends at -1 GB, vmalloc may
@@ -35,7 +37,7 @@ from      what changed (commit)
 ========  ===================================================================================
 
 Each era's formulas were read in the kernel's headers: the torvalds/linux copies stored in the
-search index (memory.h at 00ef54341936, a 5.11-5.15 version, and 84d484012af9, a 3.x one;
+search index (memory.h at 00ef54341936, a 5.11-rc version, and 84d484012af9, a 3.x one;
 memory.rst at 34069d12e239 and 57b421369dd7), copies of v4.x, v5.10 and v6.12 headers found
 in other repositories, and the patches named above (the 6.9+ memory.h/pgtable.h lines as
 quoted in Ard Biesheuvel's series). The boundary releases 5.0, 5.11, 6.5 and 6.9 come from the
@@ -87,8 +89,9 @@ ERAS = (
     Era((4, 6), "4.6", "linear map in the upper half; modules at VA_START"),
     Era((5, 0), "5.0", "a 128 MB BPF JIT region below the modules"),
     Era((5, 4), "5.4", "VA space flipped: linear map in the lower half, vmemmap at the top"),
-    Era((5, 11), "5.11", "vmemmap sized to the linear map; fixmap and PCI I/O below it"),
-    Era((5, 16), "5.16", "BPF JIT region removed"),
+    Era((5, 11), "5.11", "vmemmap placed as a projection of the linear map; fixmap and PCI I/O "
+                         "below it"),
+    Era((5, 17), "5.17", "BPF JIT region removed"),
     Era((6, 5), "6.5", "modules 128 MB -> 2 GB"),
     Era((6, 9), "6.9", "PCI I/O and fixmap moved above vmemmap, which ends at -1 GB"),
 )
@@ -291,7 +294,7 @@ def _flipped(S: dict, era: Era, va_bits: int, va_min: int, actual: int, pshift: 
         S["KASAN_SHADOW_START"] = top_min - (1 << (actual - 3))
         S["PAGE_END"] = S["KASAN_SHADOW_START"] if kasan else top_min
         bpf = top_min
-    if era.since < (5, 16):
+    if era.since < (5, 17):
         S["BPF_JIT_REGION_START"] = bpf
         S["BPF_JIT_REGION_END"] = bpf + SZ_128M
         S["MODULES_VADDR"] = S["BPF_JIT_REGION_END"]
