@@ -68,6 +68,12 @@ def test_vmalloc_option_and_no_highmem():
     assert "not used" in " ".join(no_hi.notes)
     with pytest.raises(BadRequest, match="vmalloc="):
         layout("arm", vmalloc_size=1 << 20)
+    # The largest vmalloc= early_vmalloc() allows still leaves 32 MB of lowmem:
+    # VMALLOC_END - (PAGE_OFFSET + SZ_32M + VMALLOC_OFFSET).
+    largest = 0xFF80_0000 - (0xC000_0000 + (32 << 20) + (8 << 20))
+    assert layout("arm", ram=1 << 30, vmalloc_size=largest).symbols["lowmem_bytes"] == 32 << 20
+    with pytest.raises(BadRequest, match="leave 32 MB of lowmem"):
+        layout("arm", ram=1 << 30, vmalloc_size=largest + (8 << 20))
     with pytest.raises(BadRequest):
         layout("arm", page_offset=0x9000_0000)
 
@@ -83,3 +89,12 @@ def test_i386_896_mb_and_its_boot_lines():
     assert lines[3].endswith("( 896 MB)")
     small = layout("x86_32", ram=512 << 20)
     assert small.symbols["highmem_bytes"] == 0 and small.symbols["VMALLOC_START"] == 0xE080_0000
+
+
+def test_i386_vmalloc_starts_at_least_8_mb_above_lowmem():
+    """2.6's VMALLOC_START = (high_memory + 2 * VMALLOC_OFFSET - 1) & ~(VMALLOC_OFFSET - 1):
+    rounded up, so the hole that catches overruns of lowmem is never under 8 MiB."""
+    for ram_mb, start in ((1024, 0xF880_0000), (510, 0xE080_0000), (512, 0xE080_0000)):
+        s = layout("x86_32", ram=ram_mb << 20).symbols
+        assert s["VMALLOC_START"] == start, ram_mb
+        assert 8 << 20 <= s["VMALLOC_START"] - s["high_memory"] < 16 << 20

@@ -52,7 +52,8 @@ def arm_layout(ram: int = 1 << 30, *, page_offset: int = 0xC000_0000,
     if page_offset not in (0x4000_0000, 0x8000_0000, 0xB000_0000, 0xC000_0000):
         raise BadRequest("PAGE_OFFSET is 0xC0000000 (VMSPLIT_3G), 0xB0000000 (3G_OPT), "
                          "0x80000000 (2G) or 0x40000000 (1G)")
-    if not 16 << 20 <= vmalloc_size <= vmalloc_end - (page_offset + (32 << 20)):
+    # early_vmalloc(): vmalloc_max = VMALLOC_END - (PAGE_OFFSET + SZ_32M + VMALLOC_OFFSET).
+    if not 16 << 20 <= vmalloc_size <= vmalloc_end - (page_offset + (32 << 20) + VMALLOC_OFFSET):
         raise BadRequest("vmalloc= must be at least 16 MB and leave 32 MB of lowmem "
                          "(early_vmalloc() in arch/arm/mm/mmu.c clamps it)")
     vmalloc_min = vmalloc_end - vmalloc_size - VMALLOC_OFFSET

@@ -427,7 +427,8 @@ def _ram_overlays(S: dict, era: Era, dram_start: int, ram: int) -> list[Region]:
 
 
 def phys_to_virt_arm64(S: dict, era: Era | None, phys: int) -> int:
-    """``__phys_to_virt(x) = ((x) - PHYS_OFFSET) | PAGE_OFFSET`` (the same in every era)."""
+    """``__phys_to_virt(x) = ((x) - PHYS_OFFSET) | PAGE_OFFSET``: the same number in every era
+    (5.4-5.9 wrote it as ``(x) - physvirt_offset``; 5.10 went back to this form)."""
     return ((phys - S["PHYS_OFFSET"]) | S["PAGE_OFFSET"]) % U64
 
 

@@ -5,10 +5,11 @@ Only the linear map (arm64's "kernel logical memory map", x86_64's direct map, 3
 translates by a subtraction, and that is the point of having one:
 
 - arm64 (arch/arm64/include/asm/memory.h): ``__phys_to_virt(x) = ((x) - PHYS_OFFSET) |
-  PAGE_OFFSET``; ``__lm_to_phys(addr) = ((addr) - PAGE_OFFSET) + PHYS_OFFSET`` (before 6.x,
+  PAGE_OFFSET``; ``__lm_to_phys(addr) = ((addr) - PAGE_OFFSET) + PHYS_OFFSET`` since 5.11
+  (22cd5edb2d9c; 5.4-5.9 added ``physvirt_offset``, 4.x and 5.10 computed
   ``(addr & ~PAGE_OFFSET) + PHYS_OFFSET``: the same for linear-map addresses);
   ``__is_lm_address()`` decides whether an address is in the linear map — in 5.4-5.10 by
-  testing bit ``VA_BITS - 1``, in 4.x by testing it the other way round. Anything else is a
+  testing bit ``vabits_actual - 1``, in 4.x by testing bit ``VA_BITS - 1`` the other way round. Anything else is a
   kernel-image address (``addr - kimage_voffset``), which depends on where the bootloader put
   the image and is not modelled.
 - x86_64 (arch/x86/include/asm/page_64.h ``__phys_addr_nodebug``): below

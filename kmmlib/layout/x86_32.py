@@ -5,9 +5,13 @@ include/asm-i386/page.h reserved ``__VMALLOC_RESERVE`` = 128 MiB of it for vmall
 the fixmap, and mapped at most ``MAXMEM = -__PAGE_OFFSET - __VMALLOC_RESERVE`` = 896 MiB of RAM
 linearly: ZONE_NORMAL ends at 896 MiB, and any RAM above is ZONE_HIGHMEM, reachable only
 through ``kmap()``. Above lowmem (arch/x86/include/asm/pgtable_32_areas.h and, in 2.6,
-asm-i386/highmem.h, fixmap.h): an 8 MiB ``VMALLOC_OFFSET`` hole, vmalloc up to two pages below
-``PKMAP_BASE = (FIXADDR_START - PAGE_SIZE * (LAST_PKMAP + 1)) & PMD_MASK`` (LAST_PKMAP 1024
-pages = 4 MiB without PAE), then the fixmap up to ``FIXADDR_TOP`` 0xfffff000.
+asm-i386/pgtable.h, highmem.h, fixmap.h): a hole of at least 8 MiB (2.6's ``VMALLOC_START =
+(high_memory + 2 * VMALLOC_OFFSET - 1) & ~(VMALLOC_OFFSET - 1)``; today's kernels add
+VMALLOC_OFFSET without rounding), vmalloc up to two pages below ``PKMAP_BASE = (FIXADDR_START -
+PAGE_SIZE * (LAST_PKMAP + 1)) & PMD_MASK`` (LAST_PKMAP 1024 pages = 4 MiB without PAE; 2.6
+computes it from FIXADDR_BOOT_START, the boot-time fixmap, and today's kernels put it below the
+CPU entry area, ``(LDT_BASE_ADDR - PAGE_SIZE) & PMD_MASK``: the same 4 MiB slot here), then the
+fixmap up to ``FIXADDR_TOP`` 0xfffff000.
 
 A 2008 change made ``MAXMEM = VMALLOC_END - PAGE_OFFSET - __VMALLOC_RESERVE``, a little less
 (e.g. 887 MB); it is not modelled. The fixmap's size varies with the config: pass the
@@ -39,7 +43,7 @@ def x86_32_layout(ram: int = 1 << 30, *, fixaddr_start: int = 0xFFF4_F000) -> La
     pkmap_base = (fixaddr_start - SZ_4K * (LAST_PKMAP + 1)) & PMD_MASK
     S = {"PAGE_OFFSET": PAGE_OFFSET, "PHYS_OFFSET": 0, "PAGE_SHIFT": 12, "PAGE_SIZE": SZ_4K,
          "__VMALLOC_RESERVE": VMALLOC_RESERVE, "MAXMEM": MAXMEM, "high_memory": high_memory,
-         "VMALLOC_START": (high_memory + SZ_8M) & ~(SZ_8M - 1),
+         "VMALLOC_START": (high_memory + 2 * SZ_8M - 1) & ~(SZ_8M - 1),
          "VMALLOC_END": pkmap_base - 2 * SZ_4K, "PKMAP_BASE": pkmap_base,
          "LAST_PKMAP": LAST_PKMAP, "FIXADDR_START": fixaddr_start, "FIXADDR_TOP": FIXADDR_TOP,
          "lowmem_bytes": lowmem, "highmem_bytes": ram - lowmem, "ARCH_PFN_OFFSET": 0}
