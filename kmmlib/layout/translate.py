@@ -9,9 +9,9 @@ translates by a subtraction, and that is the point of having one:
   (22cd5edb2d9c; 5.4-5.9 added ``physvirt_offset``, 4.x and 5.10 computed
   ``(addr & ~PAGE_OFFSET) + PHYS_OFFSET``: the same for linear-map addresses);
   ``__is_lm_address()`` decides whether an address is in the linear map — in 5.4-5.10 by
-  testing bit ``vabits_actual - 1``, in 4.x by testing bit ``VA_BITS - 1`` the other way round. Anything else is a
-  kernel-image address (``addr - kimage_voffset``), which depends on where the bootloader put
-  the image and is not modelled.
+  testing bit ``vabits_actual - 1``, in 4.x by testing bit ``VA_BITS - 1`` the other way
+  round. Anything else is a kernel-image address (``addr - kimage_voffset``), which depends on
+  where the bootloader put the image and is not modelled.
 - x86_64 (arch/x86/include/asm/page_64.h ``__phys_addr_nodebug``): below
   ``__START_KERNEL_map``, ``x - PAGE_OFFSET``; above it, ``x - __START_KERNEL_map + phys_base``.
 - 32-bit ARM and x86: ``x - PAGE_OFFSET + PHYS_OFFSET`` for lowmem only; a highmem page has no
