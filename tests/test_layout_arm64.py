@@ -265,3 +265,15 @@ def test_ram_overlays_show_the_used_linear_map_and_vmemmap():
     assert used.size == (1 << 30 >> 12) * 64                   # 16 MiB of struct pages
     with pytest.raises(BadRequest, match="does not fit"):
         layout("arm64", kernel="6.12", va_bits=39, ram=1 << 40)
+
+
+def test_sections_were_1_gib_until_5_12_which_moves_memstart_with_64k_pages():
+    """SECTION_SIZE_BITS was 30 until 5.12 (then 27, or 29 with 64K pages), and
+    ARM64_MEMSTART_ALIGN is never less than a section: with 64K pages and RAM at 1.5 GiB,
+    PHYS_OFFSET rounds down to 1 GiB before 5.12 and to 1.5 GiB (512 MiB steps) after."""
+    old = layout("arm64", kernel="5.10", page_size="64K", dram_start=0x6000_0000).symbols
+    new = layout("arm64", kernel="5.12", page_size="64K", dram_start=0x6000_0000).symbols
+    assert (old["SECTION_SIZE_BITS"], new["SECTION_SIZE_BITS"]) == (30, 29)
+    assert (old["PHYS_OFFSET"], new["PHYS_OFFSET"]) == (0x4000_0000, 0x6000_0000)
+    four_k = layout("arm64", kernel="5.12", page_size="4K", dram_start=0x6000_0000).symbols
+    assert four_k["SECTION_SIZE_BITS"] == 27 and four_k["PHYS_OFFSET"] == 0x4000_0000  # PUD

@@ -145,13 +145,22 @@ def fixmap_pages(page_size: int, *, ghes: bool = True, sdei: bool = False,
     return 1 + fdt + 2 + 2 * ghes + 2 * sdei + 2 * kpti
 
 
-def memstart_align(page_shift: int) -> int:
+def section_size_bits(page_shift: int, ver: tuple[int, int] = NEWEST) -> int:
+    """``SECTION_SIZE_BITS`` (arch/arm64/include/asm/sparsemem.h): 30 (1 GiB sections) until
+    5.12 cut it to 27, or 29 with 64K pages (f0b13ee23241 "arm64/sparsemem: reduce
+    SECTION_SIZE_BITS")."""
+    if ver < (5, 12):
+        return 30
+    return 29 if page_shift == 16 else 27
+
+
+def memstart_align(page_shift: int, ver: tuple[int, int] = NEWEST) -> int:
     """``ARM64_MEMSTART_ALIGN`` (arch/arm64/include/asm/kernel-pgtable.h): PUD_SIZE (1 GiB)
     with 4K pages, CONT_PMD_SIZE (1 GiB) with 16K, PMD_SIZE (512 MiB) with 64K; never less
-    than a sparsemem section (SECTION_SIZE_BITS 27, or 29 with 64K pages)."""
+    than a sparsemem section (:func:`section_size_bits`: so 1 GiB with 64K pages too before
+    5.12)."""
     shift = {12: 30, 14: 30, 16: 29}[page_shift]
-    section = 29 if page_shift == 16 else 27
-    return 1 << max(shift, section)
+    return 1 << max(shift, section_size_bits(page_shift, ver))
 
 
 def arm64_layout(kernel: str | tuple[int, int] | None = None, va_bits: int = 48,
@@ -185,6 +194,7 @@ def arm64_layout(kernel: str | tuple[int, int] | None = None, va_bits: int = 48,
     fixmap_size = fixmap_pages(psize, **(fixmap or {})) * psize
     S: dict[str, int] = {"VA_BITS": va_bits, "VA_BITS_MIN": va_min, "vabits_actual": actual,
                          "PAGE_SHIFT": pshift, "PAGE_SIZE": psize, "PCI_IO_SIZE": SZ_16M,
+                         "SECTION_SIZE_BITS": section_size_bits(pshift, ver),
                          "FIXADDR_SIZE": fixmap_size, "TASK_SIZE_64": 1 << actual}
 
     def _page_end(va: int) -> int:            # _PAGE_END(va) = -(UL(1) << ((va) - 1))
@@ -202,7 +212,7 @@ def arm64_layout(kernel: str | tuple[int, int] | None = None, va_bits: int = 48,
     # PHYS_OFFSET and the vmemmap pointer (pgtable.h: "#define vmemmap ((struct page
     # *)VMEMMAP_START - (memstart_addr >> PAGE_SHIFT))"; 4.x aligned it down to a section).
     start = memstart_addr if memstart_addr is not None else \
-        dram_start - dram_start % memstart_align(pshift)
+        dram_start - dram_start % memstart_align(pshift, ver)
     if memstart_addr is None and actual < va_bits:
         # arm64_memblock_init(): a 52-bit kernel on a 48-bit CPU keeps PAGE_OFFSET and moves
         # memstart_addr instead, so that __va() lands in the part of the linear map it can use
@@ -210,7 +220,7 @@ def arm64_layout(kernel: str | tuple[int, int] | None = None, va_bits: int = 48,
     S["PHYS_OFFSET"] = start
     pfn_off = start >> pshift
     if era.since < (5, 4):
-        section_pages = 1 << ((29 if pshift == 16 else 27) - pshift)
+        section_pages = 1 << (S["SECTION_SIZE_BITS"] - pshift)
         pfn_off -= pfn_off % section_pages                   # SECTION_ALIGN_DOWN
     S["vmemmap"] = (S["VMEMMAP_START"] - pfn_off * 64) % U64
     S["STRUCT_PAGE_SIZE"] = 64

@@ -190,7 +190,7 @@ def memory_model_arch(layout: Layout):
     _check_vmemmap(layout)
     S = layout.symbols
     shift = S["PAGE_SHIFT"]
-    section = 29 if shift == 16 else 27
+    section = S.get("SECTION_SIZE_BITS", 27)           # x86_64: 27
     max_phys = S.get("MAX_PHYSMEM_BITS", 52 if S.get("VA_BITS", 48) > 48 else 48)
     return Arch(layout.title, page_shift=shift, section_size_bits=section,
                 max_physmem_bits=max_phys, vmemmap_start=S["vmemmap"],
