@@ -218,3 +218,18 @@ def test_page_map_text_marks_types_and_pageblocks():
     z = checkerboard(64, unmovable_every=16)
     text = page_map_text(z)
     assert text.splitlines()[0].startswith("     0 .M.M.M.U.M.M.M.M|.M.M.M.U")
+
+
+def test_the_scanned_counts_are_pages_as_the_kernels_counters():
+    """compact_migrate_scanned / compact_free_scanned count pages: a free block skipped or
+    isolated counts all its pages, not one. The migration scanner walked every page from the
+    zone's start to where it stopped; the free scanner looked at least at every page it took."""
+    z = checkerboard()
+    for pfn in (1, 3, 113, 115):              # free order-2 blocks at 0 and 112
+        z.free(pfn, 0)
+    assert z.mem_map.buddy_order(0) == z.mem_map.buddy_order(112) == 2
+    cc = compact_memory(z)
+    moved = sum(1 << order for _, _, order in cc.moves)
+    assert cc.total_migrate_scanned == cc.migrate_pfn - z.zone_start_pfn
+    assert moved <= cc.total_free_scanned <= z.zone_end_pfn - cc.free_pfn + z.pageblock_nr_pages
+    assert f"scanned {cc.total_migrate_scanned} pages for movable ones" in cc.summary()

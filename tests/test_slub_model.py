@@ -373,3 +373,24 @@ def test_only_owner_tracking_caches_keep_a_full_list(letters, listed):
     slub.kmem_cache_free(s, objs[0])                 # full → partial either way
     assert s.node.full == [] and s.node.partial == [slab] and slab.where == "partial"
     slub.check()
+
+
+def test_an_empty_slab_given_back_is_narrated_with_the_count_that_decided_it():
+    """__slab_free(): an empty slab goes back when the node already keeps min_partial partial
+    slabs, counted before this one leaves the list; the narration prints that count."""
+    import re
+
+    slub = Slub(make_zone(64), nr_cpus=1, kmalloc=False)
+    s = slub.kmem_cache_create("demo", 1024)                 # 4 objects per order-0 slab
+    s.min_partial = 1
+    per = s.oo[1]
+    objs = [slub.kmem_cache_alloc(s) for _ in range(3 * per)]   # three full slabs
+    with Collect(slub.events) as seen:
+        for o in objs:
+            slub.kmem_cache_free(s, o)
+    said = [e.text for e in seen if "already keeps" in e.text]
+    assert said
+    for text in said:
+        kept, min_partial = map(int, re.search(r"keeps (\d+) ≥ min_partial (\d+)", text).groups())
+        assert kept >= min_partial == 1
+    slub.check()

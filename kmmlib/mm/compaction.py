@@ -224,8 +224,8 @@ def isolate_migratepages_block(cc: CompactControl, low_pfn: int, end_pfn: int) -
     base = mm.start_pfn
     nr_isolated = 0
     log = zone.events
+    start_pfn = low_pfn
     while low_pfn < end_pfn:
-        cc.total_migrate_scanned += 1
         i = low_pfn - base
         if mm.PageBuddy(low_pfn):                       # a free block: skip it
             low_pfn += 1 << private[i]
@@ -258,6 +258,8 @@ def isolate_migratepages_block(cc: CompactControl, low_pfn: int, end_pfn: int) -
         if cc.nr_migratepages >= COMPACT_CLUSTER_MAX and not cc.finish_pageblock:
             break
     cc.migrate_pfn = min(low_pfn, end_pfn)
+    # compact_migrate_scanned counts pages: a skipped free or compound block counts its size.
+    cc.total_migrate_scanned += cc.migrate_pfn - start_pfn
     if nr_isolated and log.active:
         log.emit("compact_isolate", f"migration scanner: {nr_isolated} movable page(s) picked "
                  f"up, now at pfn {cc.migrate_pfn}", pfn=cc.migrate_pfn, nr=nr_isolated)
@@ -311,7 +313,6 @@ def isolate_freepages_block(cc: CompactControl, start_pfn: int, end_pfn: int) ->
     mm = zone.mem_map
     blockpfn = start_pfn
     while blockpfn < end_pfn:
-        cc.total_free_scanned += 1
         if not mm.PageBuddy(blockpfn):              # in use: no free page inside it
             order = zone.allocation_order(blockpfn)
             blockpfn += 1 << order if order > 0 else 1
@@ -319,12 +320,15 @@ def isolate_freepages_block(cc: CompactControl, start_pfn: int, end_pfn: int) ->
         order = mm.buddy_order(blockpfn)
         isolated = zone.isolate_free_page(blockpfn, order)
         if not isolated:
+            cc.total_free_scanned += 1              # the page it stopped at was looked at
             break
         cc.freepages[order].append(blockpfn)
         cc.nr_freepages += isolated
         blockpfn += isolated
         if cc.nr_migratepages <= cc.nr_freepages:
             break
+    # compact_free_scanned counts pages too: an isolated free block counts all of its pages.
+    cc.total_free_scanned += min(blockpfn, end_pfn) - start_pfn
     return min(blockpfn, end_pfn)
 
 

@@ -875,14 +875,15 @@ class Slub:
                            cache=s.name, obj=obj, cpu=cpu, path="remote")
             return
         if slab.inuse == 0 and n.nr_partial >= s.min_partial:
+            kept = n.nr_partial                     # counted before this slab leaves the list
             if prior:
                 n.partial.remove(slab)
                 s.stat["FREE_REMOVE_PARTIAL"] += 1
             slab.where = "none"
             if self.events.active:
                 self._emit("obj_free", f"{s.name}: {obj:#x} freed; its slab is empty and the node "
-                           f"already keeps {n.nr_partial} ≥ min_partial {s.min_partial} partial "
-                           "slabs", cache=s.name, obj=obj, cpu=cpu, path="slow")
+                           f"already keeps {kept} ≥ min_partial {s.min_partial} partial slabs",
+                           cache=s.name, obj=obj, cpu=cpu, path="slow")
             self.discard_slab(s, slab)
             return
         if not prior:

@@ -11,7 +11,7 @@ the page-table entry and returns; the CPU retries the instruction, which now suc
 1. **VA** — the CPU issues a load or store to a virtual address.
 2. **access** — it looks for the translation in the TLB; a miss sends the MMU to the tables.
 3. **MMU walk** — CR3 → PGD → PUD → PMD → PTE (x86_64, 4 levels, 9 bits each).
-4. **PTE missing** — the entry is empty (or read-only, for a write).
+4. **PTE check** — the entry is empty (or read-only, for a write): no usable translation.
 5. **fault** — exception 14 (#PF), CR2 = the address; ``exc_page_fault()`` →
    ``do_user_addr_fault()`` finds the VMA and checks the access (arch/x86/mm/fault.c).
 6. **handler** — ``handle_mm_fault()`` (mm/memory.c) allocates any missing page-table pages,
@@ -120,7 +120,7 @@ X86_PF_PROT, X86_PF_WRITE, X86_PF_USER = 1 << 0, 1 << 1, 1 << 2
 GFP_PGTABLE_USER = parse_gfp("GFP_KERNEL_ACCOUNT|__GFP_ZERO")
 GFP_ANON_FOLIO = parse_gfp("GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO")
 
-FAULT_STEPS = ("VA", "access", "MMU walk", "PTE missing", "fault", "handler", "return", "retry")
+FAULT_STEPS = ("VA", "access", "MMU walk", "PTE check", "fault", "handler", "return", "retry")
 
 
 class SegmentationFault(KmmError):

@@ -37,7 +37,7 @@ _COLORS = {"min": "#d62728", "low": "#ff7f0e", "high": "#2ca02c"}
 def zone_gauges_svg(model: WatermarkModel, width: int = 560) -> str:
     """One horizontal gauge per populated zone: red below min, orange to low, yellow to high,
     green above; a black tick at the free pages; the protection a GFP_KERNEL request must
-    leave above low drawn as a hatched strip."""
+    leave above low drawn as a thin purple strip."""
     zones = [z for z in model.zones if z.present]
     row, left, bar = 34, 70, width - 80
     parts = [f"<svg width='{width}' height='{row * len(zones) + 8}' "
