@@ -157,7 +157,8 @@ SCENARIOS: dict[str, tuple[int, list[tuple], str]] = {
     "split and merge back": (
         16, [("alloc", 0), ("alloc", 1), ("alloc", 2), ("free", 2, 1), ("free", 0, 0),
              ("free", 4, 2)],
-        "every free merges with its free buddy, up to the order-4 block boot made"),
+        "a free merges only with a free buddy: pfn 2 waits for pfn 0, then all merges back into "
+        "the order-4 block boot made"),
     "merge likely → tail": (
         32, [("alloc", 0)] * 5 + [("free", 0, 0), ("free", 1, 0), ("free", 3, 0),
                                   ("alloc", 0), ("alloc", 0)],
