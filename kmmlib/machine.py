@@ -72,9 +72,10 @@ def _pfn(addr: int, page_size: int = 4096) -> int:
 
 # The x86_64 machine whose /proc is bundled (kmmlib/data/snapshot): 24 GiB, 2 CPUs, Linux 6.18.
 # Zone extents are its /proc/zoneinfo's start_pfn/spanned/present/managed. ZONE_DMA is the
-# first 16 MiB (pfn 0 is reserved by the firmware, hence start_pfn 1), ZONE_DMA32 runs to 4 GiB,
-# ZONE_NORMAL holds the rest; Normal's managed pages are few because deferred struct page
-# init had not finished when the snapshot was taken.
+# first 16 MiB (the kernel's trim_bios_range() keeps pfn 0 for the BIOS, hence start_pfn 1),
+# ZONE_DMA32 runs to 4 GiB, ZONE_NORMAL holds the rest; Normal's managed pages are few because
+# this kernel (a Firecracker build booted with deferred_init=lazy, not a mainline option; see
+# chapter 01) hands Normal's pages to the buddy allocator only as it needs them.
 _SNAPSHOT = Preset(
     name="x86_64-snapshot",
     arch="x86_64",

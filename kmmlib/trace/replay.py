@@ -29,9 +29,9 @@ its /proc/zoneinfo) and pageblock migrate types in the proportions of /proc/page
 
 Simplifications (one line each):
 - the simulated zones start freshly booted (all free); the kernel's held a running system;
-- the Normal zone of the snapshot's machine is its 163840 managed pages (deferred struct page
-  init had not given the rest of its 21 GiB span to the buddy allocator; no traced pfn lies
-  outside them);
+- the Normal zone of the snapshot's machine is its 163840 managed pages (its kernel, booted
+  with deferred_init=lazy, had not yet given the rest of its 21 GiB span to the buddy
+  allocator; no traced pfn lies outside them);
 - pageblock types are laid out in whole MAX_PAGE_ORDER blocks (Unmovable, then Reclaimable,
   then Movable), since boot merges would re-type a lone pageblock;
 - the slab caches take their slabs from a page pool of their own, because the trace's
