@@ -20,8 +20,7 @@ from kmmlib.layout.translate import translate
 from kmmlib.units import parse_size
 
 NAME = "layout"
-HELP = ("the kernel virtual address layout (arm64 by kernel version, x86_64, 32-bit arm "
-        "and x86)")
+HELP = "the kernel virtual address layout (arm64 by kernel version, x86_64, arm, x86_32)"
 
 _ARCH_ONLY = {"kernel": "arm64", "va_bits": "arm64", "page_size": "arm64", "kasan": "arm64",
               "levels": "x86_64"}

@@ -151,8 +151,9 @@ def x86_64_layout(levels: int = 4, *, ram: int | None = None, kaslr: bool = Fals
             overlay=True)
         add(S["VMEMMAP_START"], S["VMEMMAP_START"] + (top >> 12) * 64, "vmemmap in use",
             "vmemmap_used", overlay=True)
-        notes.append("the direct map covers every physical address below max_pfn, "
-                     "the PCI hole under 4 GiB included")
+        notes.append("the direct map covers the RAM ranges below max_pfn (and the first "
+                     "1 MiB); holes such as the PCI hole under 4 GiB stay unmapped, and MMIO is "
+                     "reached through ioremap()")
     title = f"x86_64, {levels}-level paging ({shift}-bit user space)"
     return Layout("x86_64", title, R, S, 64, None, f"L{levels}",
                   {"levels": levels, "ram": ram, "kaslr": kaslr}, notes,

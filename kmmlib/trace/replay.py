@@ -712,8 +712,10 @@ class Replay:
         if self.traced_drained or sim_drained:
             out.append(
                 f"per-cpu drains (mm_page_pcpu_drain): kernel {self.traced_drained} pages, "
-                f"simulator {sim_drained} — the kernel also drains on timers and on demand "
-                "(drain_all_pages, vmstat's decay), which the simulator does not model")
+                f"simulator {sim_drained} — the kernel drains a CPU's lists when frees push "
+                "them past high, frees of pages allocated before the trace included (those "
+                "never reach the simulator's lists), and also on timers and on demand "
+                "(vmstat's decay, drain_all_pages), which the simulator does not model")
         if self.extfrag or self._fallbacks():
             out.append(
                 f"migrate-type fallbacks (mm_page_alloc_extfrag): kernel {len(self.extfrag)}, "

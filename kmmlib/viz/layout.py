@@ -102,7 +102,8 @@ def plot_column(layout: Layout, ax=None, kinds_hidden=("hole",)):
 
 def plot_lowmem_highmem(ram: int = 1 << 30, ax=None):
     """32-bit x86's 3G/1G split: the kernel's 1 GiB of addresses (left) against 1 GiB of RAM
-    (right). The first 896 MiB of RAM are mapped once and for all (lowmem); the last 128 MiB
+    (right). The first 896 MiB of RAM (2.6's MAXMEM; later kernels map a few MiB less) are
+    mapped once and for all (lowmem); the last 128 MiB
     (highmem) have no kernel address, and kmap() borrows a slot of the 4 MiB pkmap window to
     reach one page at a time."""
     from kmmlib.layout.x86_32 import x86_32_layout

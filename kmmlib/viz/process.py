@@ -29,7 +29,7 @@ def page_states(mm: MmStruct, vma, step: int = 1) -> list[int]:
 
 
 def plot_address_space(mm: MmStruct, ax=None, max_cells: int = 512):
-    """One row per VMA, one cell per page: white not present (only promised), light blue the
+    """One row per VMA, one cell per page: light grey not present (only promised), light blue the
     shared zero page (read, never written), blue a page of its own (counted in RSS)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 0.5 + 0.45 * max(1, len(mm.vmas))))

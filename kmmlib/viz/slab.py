@@ -34,8 +34,9 @@ def plot_allocator_designs():
       colouring offset.
     - SLOB (… 6.3): one list of pages carved first-fit into blocks of any size, for tiny
       machines; a size header before every block.
-    - SLUB (2.6.22 …, the only one since 6.8): no queues — a per-cpu slab whose free objects are
-      linked *through the objects*, and one partial list per node.
+    - SLUB (2.6.22 …, the only one since 6.8): no queues by default (6.18 adds opt-in per-cpu
+      "sheaves" for a few caches, maple_node among them) — a per-cpu slab whose free objects
+      are linked *through the objects*, and one partial list per node.
     """
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
     for ax in axes:
@@ -93,8 +94,9 @@ def plot_allocator_designs():
         y = 3.5 - r * 1.3
         for k in range(8):
             _box(c, 0.8 + k * 1.05, y, 1.0, 0.9, _USED if (k + r) % 3 else _FREE)
-    c.text(0.3, 0.2, "free pointer inside each free object; no queues,\nfull slabs on no "
-           "list; empty slabs back to the buddy allocator", fontsize=7)
+    c.text(0.3, 0.2, "free pointer inside each free object; no queues (by default),\nfull "
+           "slabs on no list; empty slabs back to the buddy allocator\nonce the node keeps "
+           "min_partial partial slabs", fontsize=7)
     fig.tight_layout()
     return fig
 

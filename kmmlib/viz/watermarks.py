@@ -52,7 +52,8 @@ def plot_burst(history: BurstHistory | None = None, *, seed: int = 1, ax=None,
 
 
 def plot_zone_levels(model: WatermarkModel, ax=None):
-    """One bar per populated zone, from 0 to its high watermark plus protection, with its
+    """One bar per populated zone, from 0 to 1.3 × the larger of its free pages and its promo
+    watermark plus its largest protection, with its
     min/low/high marks and its free pages (log scale: DMA and DMA32 differ 200-fold)."""
     zones = [z for z in model.zones if z.present]
     if ax is None:
