@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -144,7 +145,8 @@ def _run_bounded(command, seconds: float) -> bool:
     """Run ``command`` for at most ``seconds``; True if it ended by itself. It runs in a
     process group of its own, so that stopping it stops what it started too (the compilers
     of a ``make -j2``, not only make): the group gets SIGTERM, then SIGKILL a second later.
-    The same happens when this process is interrupted (Ctrl-C) while waiting."""
+    The same happens to what it left running when it ends by itself, and when this process is
+    interrupted (Ctrl-C) while waiting: nothing outlives the capture."""
     proc = subprocess.Popen(command, start_new_session=True)
     try:
         proc.wait(timeout=seconds)
@@ -158,8 +160,6 @@ def _run_bounded(command, seconds: float) -> bool:
 def _stop_group(proc: subprocess.Popen) -> None:
     """SIGTERM to the command's process group, SIGKILL to what is left a second later, then
     reap the command itself. A group that has already gone is fine."""
-    import signal
-
     for sig, grace in ((signal.SIGTERM, 1.0), (signal.SIGKILL, None)):
         try:
             os.killpg(proc.pid, sig)
