@@ -236,6 +236,46 @@ def test_mlock_faults_everything_in_and_dontneed_refuses_it(sysm, mm):
     sysm.check()
 
 
+def test_mlock_of_prot_none_is_enomem_with_the_range_locked(sysm, mm):
+    """do_mlock(): VM_LOCKED goes on first, then __mm_populate() stops at the PROT_NONE VMA
+    (GUP refuses it) and the call fails with ENOMEM; what lies after it is not faulted in
+    (seen on a 6.18 kernel: mlock of PROT_NONE memory is -1 ENOMEM and VmLck grows)."""
+    a = mm.mmap(0, 12 * PAGE_SIZE)
+    mm.mprotect(a + 4 * PAGE_SIZE, 4 * PAGE_SIZE, PROT_NONE)
+    assert mm.mlock(a, 12 * PAGE_SIZE) == -12
+    assert mm.counters()["VmLck"] == 48                     # all 12 pages VM_LOCKED …
+    assert mm.counters()["RSS"] == 16                       # … the first 4 faulted in, no more
+    assert not mm.follow_pte(a + 8 * PAGE_SIZE)
+    b = mm.mmap(0, 4 * PAGE_SIZE)
+    assert mm.mlock(b, 4 * PAGE_SIZE) == 0 and mm.counters()["RSS"] == 32
+    sysm.check()
+
+
+def test_madv_populate_read_of_unreadable_memory_is_einval(sysm, mm):
+    """faultin_page_range() → check_vma_flags(): a read needs VM_READ; madvise says EINVAL
+    (seen on a 6.18 kernel for PROT_NONE memory), and nothing is faulted in."""
+    a = mm.mmap(0, 4 * PAGE_SIZE, prot=PROT_NONE)
+    with pytest.raises(BadRequest, match="EINVAL"):
+        mm.madvise(a, 4 * PAGE_SIZE, MADV_POPULATE_READ)
+    b = mm.mmap(0, 4 * PAGE_SIZE, prot=PROT_WRITE)
+    with pytest.raises(BadRequest, match="EINVAL"):
+        mm.madvise(b, 4 * PAGE_SIZE, MADV_POPULATE_READ)
+    assert mm.counters()["RSS"] == 0 and not mm.follow_pte(a)
+    sysm.check()
+
+
+def test_only_a_mapping_overlapping_the_heap_is_named_heap(sysm, mm):
+    """vma_is_initial_heap() compares strictly (6.18): mappings that only touch [start_brk,
+    brk) — one ending at start_brk, one starting at brk — are not [heap] (seen on a 6.18
+    kernel with a MAP_FIXED mapping at each end)."""
+    mm.sbrk(2 * PAGE_SIZE)
+    anon = PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
+    mm.mmap(mm.brk, PAGE_SIZE, *anon)
+    mm.mmap(START_BRK - 16 * PAGE_SIZE, 16 * PAGE_SIZE, *anon)
+    named = [ln.split()[0] for ln in mm.maps().splitlines() if ln.endswith("[heap]")]
+    assert named == [f"{START_BRK:x}-{START_BRK + 2 * PAGE_SIZE:x}"]
+
+
 def test_map_populate_and_map_noreserve(sysm, mm):
     a = mm.mmap(0, 8 * PAGE_SIZE, flags=PRIVATE | MAP_POPULATE)
     assert mm.counters()["RSS"] == 32                   # write-populated: own pages

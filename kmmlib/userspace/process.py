@@ -1014,8 +1014,12 @@ class MmStruct:
             self.tlb.pop(a >> PAGE_SHIFT, None)
 
     def mlock(self, addr: int, length: int) -> int:
-        """``mlock()`` (mm/mlock.c): VM_LOCKED on the range, then fault every page in now;
-        locked pages are never reclaimed and MADV_DONTNEED refuses them. (No RLIMIT_MEMLOCK.)"""
+        """``mlock()`` (mm/mlock.c): VM_LOCKED on the range, then fault every page in now
+        (``__mm_populate()``); locked pages are never reclaimed and MADV_DONTNEED refuses them.
+        (No RLIMIT_MEMLOCK.) Returns 0, or -ENOMEM when the range holds a PROT_NONE VMA:
+        ``populate_vma_page_range()`` cannot fault it in, ``__mm_populate()`` stops there and
+        ``do_mlock()`` reports ENOMEM (``__mlock_posix_error_return()``) — with VM_LOCKED
+        already set on the whole range, and the VMAs after it not faulted in."""
         self._alive()
         pieces = self._each_piece("mlock", addr, length)
         for v in pieces:
@@ -1024,7 +1028,14 @@ class MmStruct:
                 self.locked_vm += v.pages
         self._remerge(pieces)
         start = addr & PAGE_MASK
-        self.populate(start, start + page_align(length))
+        end = start + page_align(length)
+        for v in self._overlapping(start, end):
+            if not v.vm_flags & VM_ACCESS_FLAGS:
+                self._emit("mlock", f"mlock({addr:#x}, {length:#x}): ENOMEM: {v} is PROT_NONE "
+                           f"and cannot be faulted in; VmLck {_kb(self.locked_vm)} kB all the "
+                           "same", addr=addr)
+                return -ENOMEM
+            self.populate(max(start, v.vm_start), min(end, v.vm_end))
         self._emit("mlock", f"mlock({addr:#x}, {length:#x}): VmLck {_kb(self.locked_vm)} kB, "
                    f"RSS {_kb(self.get_mm_rss())} kB", addr=addr)
         return 0
@@ -1069,8 +1080,12 @@ class MmStruct:
                        f"{_kb(self.total_vm)} kB (unchanged)", addr=start, freed=freed)
             return 0
         for v in self._overlapping(start, end):
+            # faultin_page_range() → check_vma_flags() (mm/gup.c): without FOLL_FORCE a write
+            # needs VM_WRITE and a read VM_READ; madvise reports either refusal as EINVAL.
             if advice == MADV_POPULATE_WRITE and not v.vm_flags & VM_WRITE:
                 raise BadRequest(f"madvise: EINVAL: MADV_POPULATE_WRITE on read-only VMA {v}")
+            if advice == MADV_POPULATE_READ and not v.vm_flags & VM_READ:
+                raise BadRequest(f"madvise: EINVAL: MADV_POPULATE_READ on unreadable VMA {v}")
         self.populate(start, end, write=advice == MADV_POPULATE_WRITE)
         return 0
 
@@ -1214,8 +1229,11 @@ class MmStruct:
 
     # -- looking at it --------------------------------------------------------------------------
     def heap_vma(self, v: VmAreaStruct) -> bool:
-        """``vma_is_initial_heap()``: /proc/PID/maps calls this VMA ``[heap]``."""
-        return v.vm_start <= self.brk and v.vm_end >= self.start_brk
+        """``vma_is_initial_heap()`` (include/linux/mm.h): /proc/PID/maps calls this VMA
+        ``[heap]`` when it overlaps [start_brk, brk). The comparisons are strict, as in 6.18: the
+        helper's first version (6.6) used ``<=`` and ``>=``, and so also named a mapping that
+        only touched the heap (ending at start_brk, or starting at brk)."""
+        return v.vm_start < self.brk and v.vm_end > self.start_brk
 
     def maps(self) -> str:
         """/proc/PID/maps in the kernel's format (``show_map_vma()``: the name, if any, is
