@@ -82,10 +82,15 @@ def test_the_report_uses_the_kernels_formats():
 
 
 def test_panics():
+    """out_of_memory(): no victim → dump_header() (with dump_tasks()), the "no killable
+    processes" warning, then the panic; check_panic_on_oom() → dump_header(), then its panic."""
     r = out_of_memory([task(1, "init", 5, init=True)], TOTAL)
     assert r.victim is None and r.lines[-1].endswith("System is deadlocked on memory")
+    assert r.lines[-2] == "Out of memory and no killable processes..."
     r = out_of_memory([task(2, "a", 5)], TOTAL, panic_on_oom=True)
     assert r.victim is None and "panic_on_oom" in r.lines[-1]
+    assert r.lines[1] == "Tasks state (memory values in pages):"
+    assert any(line.endswith(" a") for line in r.lines[2:-1])          # the task's row
     with pytest.raises(BadRequest):
         task(2, "a", adj=1001)
 

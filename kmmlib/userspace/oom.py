@@ -167,12 +167,13 @@ def out_of_memory(tasks: Sequence[OomTask], totalpages: int, *, current: OomTask
     """``out_of_memory()`` for a global (not memcg) OOM: the report and the victim.
     ``vm.oom_kill_allocating_task`` kills the allocating task instead of searching, when it
     may be killed; ``vm.panic_on_oom`` panics. No victim at all is a panic too."""
-    lines = [dump_header(current, gfp, order)]
-    if panic_on_oom:
+    # dump_header(): the "invoked oom-killer" line, (the memory state,) then dump_tasks() —
+    # vm.oom_dump_tasks is 1 by default.
+    lines = [dump_header(current, gfp, order)] + dump_tasks(tasks)
+    if panic_on_oom:                               # check_panic_on_oom(), before any choice
         lines.append("Kernel panic - not syncing: Out of memory: system-wide panic_on_oom is "
                      "enabled")
         return OomReport(None, LONG_MIN, lines)
-    lines += dump_tasks(tasks)
     if (oom_kill_allocating_task and current is not None and not oom_unkillable_task(current)
             and current.oom_score_adj != OOM_SCORE_ADJ_MIN):
         victim, points = current, oom_badness(current, totalpages)
@@ -181,6 +182,7 @@ def out_of_memory(tasks: Sequence[OomTask], totalpages: int, *, current: OomTask
         victim, points = select_bad_process(tasks, totalpages)
         message = "Out of memory"
     if victim is None:
+        lines.append("Out of memory and no killable processes...")
         lines.append("Kernel panic - not syncing: System is deadlocked on memory")
         return OomReport(None, LONG_MIN, lines)
     lines.append(f"oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,"
