@@ -63,6 +63,24 @@ def test_totalreserve_follows_the_kernel_loop(snap):
     assert calculate_totalreserve_pages(bumped) == total
 
 
+def test_a_watermark_boost_moves_wmark_low_but_not_totalreserve(snap):
+    """zoneinfo prints boosted watermarks; si_mem_available() sums the boosted low marks, but
+    totalreserve_pages was summed when the watermarks were set up, with no boost."""
+    mi, zones = snap
+    before = mem_available(mi, zones)
+    boosted = [dataclasses.replace(z, stats=dict(z.stats)) for z in zones]
+    z = next(z for z in boosted if z.name == "Normal")
+    z.stats["boost"] = 512                      # one pageblock: boost_watermark()'s step
+    z.min, z.low, z.high, z.promo = (v + 512 for v in (z.min, z.low, z.high, z.promo))
+    after = mem_available(mi, boosted)
+    assert after.totalreserve == before.totalreserve == calculate_totalreserve_pages(zones)
+    assert after.wmark_low == before.wmark_low + 512
+    assert after.available == si_mem_available(
+        after.free, before.totalreserve, before.wmark_low + 512, mi["Active(file)"] // 4,
+        mi["Inactive(file)"] // 4, mi["SReclaimable"] // 4,
+        max(0, mi.get("KReclaimable", mi["SReclaimable"]) // 4 - mi["SReclaimable"] // 4))
+
+
 def test_the_two_caps_and_the_floor():
     # pagecache and reclaimable each keep min(half, wmark_low) back
     assert si_mem_available(1000, 0, 10, 50, 50, 0) == 1000 + 100 - 10

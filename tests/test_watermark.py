@@ -8,6 +8,8 @@ managed pages and the three sysctls beside them.
 from __future__ import annotations
 
 import json
+import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -187,6 +189,48 @@ def test_boost_is_added_as_zoneinfo_prints_it(snap):
     z.stats["boost"] = 512
     z.min, z.low, z.high, z.promo = (v + 512 for v in (z.min, z.low, z.high, z.promo))
     assert all(c.ok for c in recompute_zoneinfo(zones, snap.mfk, snap.wsf, snap.ratio))
+
+
+def test_kmm_watermarks_totalreserve_leaves_the_boost_out(tmp_path):
+    """The same snapshot with Normal boosted by a pageblock: its watermarks still match, and
+    totalreserve_pages (summed at setup, unboosted) does not move."""
+    from kmmlib.commands.watermarks import compare
+    from kmmlib.procfs.source import SNAPSHOT_DIR, ProcSource
+
+    shutil.copytree(SNAPSHOT_DIR, tmp_path / "snap")
+    text = (tmp_path / "snap" / "zoneinfo").read_text()
+    head, normal = text.split("zone   Normal\n", 1)
+    block, rest = normal.split("        spanned", 1)
+    block = re.sub(r"(boost|min|low|high|promo)( +)(\d+)",
+                   lambda m: f"{m[1]}{m[2]}{int(m[3]) + 512}", block)
+    (tmp_path / "snap" / "zoneinfo").write_text(head + "zone   Normal\n" + block + "        spanned"
+                                                + rest)
+    plain, boosted = compare(ProcSource(SNAPSHOT_DIR)), compare(ProcSource(tmp_path / "snap"))
+    assert boosted["match"] and [z["boost"] for z in boosted["zones"]].count(512) == 1
+    assert boosted["totalreserve_pages"] == plain["totalreserve_pages"]
+
+
+def test_min_free_kbytes_origin_names_the_rule_that_gave_it(tmp_path):
+    """int_sqrt(lowmem_kbytes * 16), where lowmem is nr_free_buffer_pages(): every managed page
+    of DMA..Normal at boot (the marks are 0), the pages above the high marks when the rule runs
+    again later (THP turned off); THP's recommendation on the snapshot; anything else is
+    neither."""
+    from kmmlib.commands.watermarks import compare
+    from kmmlib.procfs.source import SNAPSHOT_DIR, ProcSource
+
+    assert compare(ProcSource(SNAPSHOT_DIR))["min_free_kbytes"]["origin"].startswith("THP")
+    zones = [z for z in parse_zoneinfo((SNAPSHOT_DIR / "zoneinfo").read_text())
+             if z.name in ("DMA", "DMA32", "Normal")]
+    boot = math.isqrt(sum(z.managed for z in zones) * 4 * 16)
+    later = math.isqrt(sum(max(0, z.managed - z.high) for z in zones) * 4 * 16)
+    assert boot != later
+    for value, origin in ((boot, "calculate_min_free_kbytes() at boot"),
+                          (later, "calculate_min_free_kbytes() after boot"),
+                          (later + 1, "neither rule")):
+        shutil.copytree(SNAPSHOT_DIR, tmp_path / str(value))
+        (tmp_path / str(value) / "min_free_kbytes").write_text(f"{value}\n")
+        got = compare(ProcSource(tmp_path / str(value)))["min_free_kbytes"]["origin"]
+        assert got.startswith(origin), (value, got)
 
 
 @given(st.integers(1, 10**7), st.integers(1, 10**7), st.integers(1, 10**5))

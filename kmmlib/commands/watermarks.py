@@ -74,16 +74,24 @@ def compare(source) -> dict:
         return configs[c.node].wmark_small_min()[c.idx]
 
     # Where min_free_kbytes itself comes from: the √ rule at boot, raised by THP. Both look at
-    # the zones up to gfp_zone(GFP_USER) = ZONE_NORMAL (nr_free_buffer_pages()).
+    # the zones up to gfp_zone(GFP_USER) = ZONE_NORMAL: nr_free_buffer_pages(), the managed
+    # pages above each zone's high mark — all the managed pages at boot, when the marks are
+    # still 0; those above today's marks when the rule runs again later (THP turned off, memory
+    # hotplug: init_per_zone_wmark_min()).
     user_zones = [c for c in checks if c.idx <= configs[c.node].index("Normal")]
+    above_high = sum(max(0, c.managed - c.kernel["high"]) for c in user_zones)
     sqrt_rule = calculate_min_free_kbytes(sum(c.managed for c in user_zones)
                                           << (PAGE_SHIFT - 10))
+    sqrt_later = calculate_min_free_kbytes(above_high << (PAGE_SHIFT - 10))
     thp_rule = set_recommended_min_free_kbytes(
-        sum(1 for c in user_zones if c.present),
-        sum(max(0, c.managed - c.kernel["high"]) for c in user_zones), 0)
+        sum(1 for c in user_zones if c.present), above_high, 0)
     origin = ("THP's set_recommended_min_free_kbytes()" if mfk == thp_rule else
-              "calculate_min_free_kbytes()" if mfk == sqrt_rule else
-              "neither rule: written by the user, or computed on other managed pages")
+              "calculate_min_free_kbytes() at boot" if mfk == sqrt_rule else
+              "calculate_min_free_kbytes() after boot, on the pages above the high marks"
+              if mfk == sqrt_later else
+              "neither rule on today's zones: written by the user, or computed by the kernel "
+              "when its managed pages or watermarks were others (deferred struct page init, "
+              "memory hotplug, a rule run before the watermarks it set)")
 
     lowmem_pages = sum(c.managed for c in checks if not small_min(c))
     mismatched = [c for c in checks if not c.ok]
@@ -100,7 +108,7 @@ def compare(source) -> dict:
             notes.append(f"{big.name}'s min in zoneinfo implies lowmem_pages in [{lo}, {hi}] "
                          f"at the kernel's last setup; today it is {lowmem_pages}")
 
-    reserve_view = [SimpleNamespace(managed=c.managed, high=c.computed["high"],
+    reserve_view = [SimpleNamespace(managed=c.managed, high=c.computed["high"], boost=c.boost,
                                     protection=c.computed["protection"]) for c in checks]
     return {
         "source": source.origin("zoneinfo"),

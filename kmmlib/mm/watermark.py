@@ -202,7 +202,13 @@ def calculate_totalreserve_pages(zones) -> int:
     ``si_mem_available()`` subtracts the total from free memory.
 
     ``zones`` are objects with ``.managed``, ``.high`` and ``.protection`` (a /proc/zoneinfo
-    zone, or the live Zone), in the node's zone order; ``.node`` groups them when present."""
+    zone, or the live Zone), in the node's zone order; ``.node`` groups them when present.
+
+    ``.high`` is taken as /proc/zoneinfo prints it, ``high_wmark_pages()``: with the zone's
+    ``watermark_boost`` (``.boost``, or zoneinfo's ``boost`` line in ``.stats``), which is taken
+    off again. The kernel sums the high marks only when it sets them up
+    (``__setup_per_zone_wmarks()`` zeroes the boost first) or writes lowmem_reserve, so the
+    total it keeps does not follow a boost raised later by a fragmenting fallback."""
     total = 0
     by_node: dict[int, list] = {}
     for z in zones:
@@ -210,7 +216,10 @@ def calculate_totalreserve_pages(zones) -> int:
     for node_zones in by_node.values():
         for i, zone in enumerate(node_zones):
             reserve = max(zone.protection[i:], default=0)
-            total += min(reserve + zone.high, zone.managed)
+            boost = getattr(zone, "boost", None)
+            if boost is None:
+                boost = getattr(zone, "stats", {}).get("boost", 0)
+            total += min(reserve + zone.high - boost, zone.managed)
     return total
 
 
