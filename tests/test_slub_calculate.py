@@ -13,6 +13,7 @@ from kmmlib.errors import BadRequest
 from kmmlib.procfs.slabinfo import parse_slabinfo
 from kmmlib.slab import flags as F
 from kmmlib.slab.calculate import (
+    FREEPTR_OFFSET_CACHES,
     calculate_alignment,
     calculate_order,
     calculate_order_legacy,
@@ -44,6 +45,50 @@ def test_every_live_row():
     rows = parse_slabinfo(p.read_text())
     wrong = [r.name for r in rows if slab_shape(r.objsize, ncpu) != (r.objperslab,
                                                                       r.pagesperslab)]
+    assert not wrong
+
+
+SYS_SLAB = Path("/sys/kernel/slab")
+# The sysfs files that show a cache's flags (show_slab_flag attributes in mm/slub.c).
+SYSFS_FLAGS = {"hwcache_align": F.SLAB_HWCACHE_ALIGN, "destroy_by_rcu": F.SLAB_TYPESAFE_BY_RCU,
+               "poison": F.SLAB_POISON, "red_zone": F.SLAB_RED_ZONE,
+               "store_user": F.SLAB_STORE_USER, "cache_dma": F.SLAB_CACHE_DMA,
+               "reclaim_account": F.SLAB_RECLAIM_ACCOUNT,
+               "sanity_checks": F.SLAB_CONSISTENCY_CHECKS}
+
+
+def test_calculate_sizes_on_every_live_cache():
+    """Every cache of the live kernel's /sys/kernel/slab (aliases of merged caches aside):
+    calculate_sizes() from its object_size, align, flags and constructor gives its slab_size,
+    order and objs_per_slab."""
+    if not SYS_SLAB.is_dir():
+        pytest.skip("no /sys/kernel/slab here (not Linux, or not SLUB)")
+    present = Path("/sys/devices/system/cpu/present").read_text().strip()
+    ncpu = sum(int(b) - int(a) + 1 for a, _, b in
+               (part.partition("-") if "-" in part else (part, "-", part)
+                for part in present.split(",")))
+    wrong, checked = [], 0
+    for d in sorted(SYS_SLAB.iterdir()):
+        if d.is_symlink():
+            continue
+        try:
+            read = {f: (d / f).read_text().strip() for f in
+                    ("object_size", "align", "slab_size", "order", "objs_per_slab", "ctor",
+                     *SYSFS_FLAGS)}
+        except OSError:                     # a file root-only here, or the cache just went
+            continue
+        flags = sum(bit for f, bit in SYSFS_FLAGS.items() if read[f] == "1")
+        if d.name.startswith(("kmalloc", "dma-kmalloc")):
+            flags |= F.SLAB_KMALLOC
+        lay = calculate_sizes(int(read["object_size"]), flags, int(read["align"]),
+                              ctor=bool(read["ctor"]), nr_cpus=ncpu,
+                              freeptr_offset=0 if d.name in FREEPTR_OFFSET_CACHES else None)
+        checked += 1
+        if (lay.size, lay.order, lay.objects) != (int(read["slab_size"]), int(read["order"]),
+                                                  int(read["objs_per_slab"])):
+            wrong.append((d.name, (lay.size, lay.order, lay.objects), read))
+    if not checked:
+        pytest.skip("/sys/kernel/slab is not readable here")
     assert not wrong
 
 

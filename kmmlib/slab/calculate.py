@@ -39,6 +39,13 @@ SIZEOF_TRACK = 32                  # struct track with CONFIG_STACKDEPOT: addr, 
 CACHE_LINE_SIZE = 64               # cache_line_size() on x86_64
 ARCH_SLAB_MINALIGN = 8             # __alignof__(unsigned long long)
 
+# Caches whose creator names a field of the object for the free pointer
+# (kmem_cache_args.use_freeptr_offset, 6.12+), so that SLAB_TYPESAFE_BY_RCU costs no extra
+# word: fs/file_table.c files_init() (filp, bfilp) and, since vm_area_struct became
+# SLAB_TYPESAFE_BY_RCU (6.15), mm/vma_init.c vma_state_init(). /sys/kernel/slab does not show
+# it, so a reading of sysfs needs this list.
+FREEPTR_OFFSET_CACHES = ("filp", "bfilp", "vm_area_struct")
+
 # The boot tunables (slab_min_order=, slab_max_order=, slab_min_objects=; mm/slub.c).
 SLUB_MIN_ORDER = 0
 SLUB_MAX_ORDER = PAGE_ALLOC_COSTLY_ORDER
@@ -309,7 +316,7 @@ def calculate_sizes(object_size: int, flags: int = 0, align: int = 0, *, ctor: b
 
 
 __all__ = [
-    "ALIGN", "Layout", "MAX_OBJS_PER_PAGE", "PAGE_SIZE", "calc_slab_order",
+    "ALIGN", "FREEPTR_OFFSET_CACHES", "Layout", "MAX_OBJS_PER_PAGE", "PAGE_SIZE", "calc_slab_order",
     "calculate_alignment", "calculate_order", "calculate_order_legacy", "calculate_sizes",
     "explain_order", "fls", "get_order", "min_objects_for", "oo_make", "order_objects",
     "slab_shape",
