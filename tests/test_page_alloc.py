@@ -29,7 +29,7 @@ from kmmlib.mm.page_alloc import (
     zone_batchsize,
     zone_highsize,
 )
-from kmmlib.procfs.source import snapshot
+from kmmlib.procfs.source import ProcSource, snapshot
 from kmmlib.procfs.zoneinfo import parse_zoneinfo
 
 GFP_KERNEL = G.DEFAULT.masks["GFP_KERNEL"]
@@ -399,12 +399,21 @@ def test_parse_migratetype():
 
 # -- per-cpu lists ---------------------------------------------------------------------------
 
-def test_pcp_sizes_match_the_snapshot_kernel():
-    # /proc/zoneinfo of the real 6.18 machine prints batch, high_min and high_max per CPU.
-    src = snapshot()
-    nproc = int(src.read("nproc"))
+@pytest.mark.parametrize("where", ["snapshot", "live"])
+def test_pcp_sizes_match_the_kernel(where):
+    # /proc/zoneinfo prints batch, high_min and high_max per CPU: the bundled real 6.18
+    # machine's, and this machine's own.
+    src = snapshot() if where == "snapshot" else ProcSource(fallback=False)
+    if where == "live":
+        try:
+            src.read("zoneinfo")
+        except KmmError:
+            pytest.skip("no readable /proc/zoneinfo here")
+    nproc = int(src.read("nproc").split()[0])
     zones = [z for z in parse_zoneinfo(src.read("zoneinfo")) if z.managed]
-    assert [z.name for z in zones] == ["DMA", "DMA32", "Normal"]
+    if where == "snapshot":
+        assert [z.name for z in zones] == ["DMA", "DMA32", "Normal"]
+    assert zones and all(z.pagesets for z in zones)
     for z in zones:
         batch = zone_batchsize(z.managed)
         for ps in z.pagesets:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -83,6 +84,18 @@ def test_subprocess(snapshot_dir, root):
                          timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout == (snapshot_dir / "pagetypeinfo").read_text()
+
+
+@pytest.mark.parametrize("name", FIVE)
+def test_live_files_round_trip_byte_for_byte(name):
+    """This machine's own /proc files, read once each, parse and render back unchanged."""
+    path = Path("/proc") / name
+    try:
+        text = path.read_text()
+    except OSError:
+        pytest.skip(f"/proc/{name} is missing or unreadable here")
+    _, rendered = round_trip(name, text)
+    assert rendered == text, first_difference(text, rendered)
 
 
 def test_round_trip_and_first_difference():
