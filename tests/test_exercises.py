@@ -222,3 +222,239 @@ def test_check_allocator_rejects_the_plausible_mistakes(capsys):
         check_allocator(mini_buddy(head_boot=True))
     with pytest.raises(ExerciseFailed, match="no tail rule at order 9, step 8: free.pfn 2048"):
         check_allocator(mini_buddy(tail_rule_at_order_9=True))
+
+
+# -- the audit's findings: each test failed before its fix ----------------------------------
+def test_a_list_is_as_right_as_a_tuple(capsys):
+    # 05's ["DMA", "DMA32"], 07's [240, "claim"]: the values are right, the container is not
+    # what the check built; a reveal=False prediction must not be rejected for that.
+    check_equal(["DMA", "DMA32"], ("DMA", "DMA32"), "x", reveal=False)
+    check_equal([240, "claim"], (240, "claim"), "N = 240", reveal=False)
+    check_function(lambda n: tuple(range(n)), [((3,), [0, 1, 2])], "tuple for a list")
+    check_equal({"a": [1, 2]}, {"a": (1, 2)}, "a dict of tuples")
+    assert "✔ x: ['DMA', 'DMA32']" in capsys.readouterr().out
+    # A real difference still fails, and names an item number.
+    with pytest.raises(ExerciseFailed) as err:
+        check_equal(["DMA", "Normal"], ("DMA", "DMA32"), "x", reveal=False)
+    assert "item  of" not in str(err.value) and "item 2 of 2" in str(err.value)
+
+
+def test_the_learners_own_exception_names_the_call():
+    def boom(x):
+        return {}[x]
+
+    with pytest.raises(ExerciseFailed, match=r"boom\(5\) raised KeyError: 5") as err:
+        check_function(boom, [((5,), 1)], "boom")
+    assert isinstance(err.value.__cause__, KeyError)
+
+    def my_pred():
+        return 1 // 0
+
+    def stub():
+        raise NotImplementedError
+
+    with pytest.raises(ExerciseFailed, match=r"my_pred\(\) raised ZeroDivisionError"):
+        answer(my_pred)
+    with pytest.raises(ExerciseFailed, match="not answered yet"):     # the stub stays as it was
+        check_function(stub, [((), 1)], "stub")
+
+
+def test_check_allocator_reports_the_learners_exception_with_the_step():
+    from kmmlib.exercises.buddy_problems import check_allocator
+
+    class Broken(mini_buddy()):
+        def alloc(self, order):
+            if order == 3:
+                raise IndexError("pop from empty list")
+            return super().alloc(order)
+
+    with pytest.raises(ExerciseFailed) as err:
+        check_allocator(Broken, what="MiniBuddy")
+    msg = str(err.value)
+    assert "alloc(3) raised IndexError: pop from empty list" in msg
+    assert "-page zone, workload" in msg and "step" in msg
+    assert isinstance(err.value.__cause__, IndexError)
+
+
+def test_huge_inputs_are_abbreviated_in_the_message():
+    from kmmlib.mm.available import mem_available
+    from kmmlib.procfs.meminfo import parse_meminfo
+    from kmmlib.procfs.source import snapshot
+    from kmmlib.procfs.zoneinfo import parse_zoneinfo
+
+    snap = snapshot()
+    mi, zones = parse_meminfo(snap.read("meminfo")), parse_zoneinfo(snap.read("zoneinfo"))
+
+    def totalreserve(zones):                        # forgets to cap at managed
+        return sum(max(z.protection[i:], default=0) + z.high for i, z in enumerate(zones))
+
+    with pytest.raises(ExerciseFailed) as err:
+        check_function(totalreserve, [((zones,), mem_available(mi, zones).totalreserve)],
+                       "totalreserve_pages", hint="per zone: min(…, managed)")
+    msg = str(err.value)
+    assert len(msg) < 800, msg
+    assert "ZoneInfo(DMA)" in msg and "ZoneInfo(DMA32)" in msg
+    with pytest.raises(ExerciseFailed) as err:
+        check_function(lambda m: m["MemTotal"] - m["MemFree"], [((mi,), 1)], "used")
+    assert len(str(err.value)) < 800 and f"<dict of {len(mi)} keys" in str(err.value)
+    report = "BUG kmalloc-64 (Not tainted): Poison overwritten\n" + "x" * 2000
+    with pytest.raises(ExerciseFailed) as err:
+        check_function(lambda r: ("overflow", 0), [((report,), ("poison", 8))], "diagnose")
+    assert len(str(err.value)) < 800 and "Poison overwritten" in str(err.value)
+    # A long list of results points at the first item that differs.
+    want = [(p, 0) for p in range(200)]
+    with pytest.raises(ExerciseFailed) as err:
+        check_function(lambda n: want[:7] + [(7, 1)] + want[8:], [((200,), want)], "blocks")
+    assert len(str(err.value)) < 800 and "item 8 of 200" in str(err.value)
+
+
+def test_addresses_can_be_shown_in_hex_below_2_to_the_40():
+    def pa_of(va):
+        return va - 0xffff000000000000
+
+    with pytest.raises(ExerciseFailed) as err:
+        check_function(pa_of, [((0xffff000000123456,), 0x40123456)], "__pa()", addresses=True)
+    msg = str(err.value)
+    assert "expected: 0x40123456" in msg and "you gave: 0x123456" in msg
+
+
+# -- each check stands alone; wrong answers the checks used to accept ------------------------
+def notebook_cells(path: Path) -> list[tuple[bool, str]]:
+    """(is a check cell, source) for every code cell of a notebook."""
+    nb = json.loads(path.read_text())
+    return [(is_check_cell(c), "".join(c["source"]) if isinstance(c["source"], list)
+             else c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def run_cells(path: Path, cells: list[tuple[bool, str]], monkeypatch, capsys) -> dict:
+    """Run the given cells in one fresh namespace, in the notebook's folder, as a kernel
+    would (without IPython: the exercise notebooks use no magics)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(path.parent)
+    ns: dict = {"__name__": "__main__"}
+    for _, src in cells:
+        exec(compile(src, str(path), "exec"), ns)
+    capsys.readouterr()
+    return ns
+
+
+CHECKS = [(p, k) for p in SOLUTIONS
+          for k in range(sum(c for c, _ in notebook_cells(p)))]
+
+
+@pytest.mark.parametrize("solution,k", CHECKS, ids=[f"{p.stem}-check{k + 1}" for p, k in CHECKS])
+def test_every_check_passes_alone(solution, k, monkeypatch, capsys):
+    """A learner who skips an exercise, or restarts the kernel and runs only the setup and one
+    check, must not get a NameError: a check uses only what the non-check cells define."""
+    cells = notebook_cells(solution)
+    checks = [i for i, (c, _) in enumerate(cells) if c]
+    run_cells(solution, [cell for i, cell in enumerate(cells)
+                         if not cell[0] or i == checks[k]], monkeypatch, capsys)
+
+
+def run_with(name: str, defines: str, wrong: str, monkeypatch, capsys) -> None:
+    """Run solution notebook ``name`` up to the first check cell after the cell defining
+    ``defines``, with ``wrong`` run right after that cell (a learner's wrong answer)."""
+    path = EXERCISES / "solutions" / name
+    cells = notebook_cells(path)
+    at = next(i for i, (c, s) in enumerate(cells) if not c and f"def {defines}(" in s)
+    check = next(i for i in range(at + 1, len(cells)) if cells[i][0])
+    run = [cell for i, cell in enumerate(cells[:check]) if not cell[0]]
+    run.insert(run.index(cells[at]) + 1, (False, wrong))
+    run.append(cells[check])
+    run_cells(path, run, monkeypatch, capsys)
+
+
+WRONG = {
+    "07 claim_candidate ignoring pageblock_order": ("07_fragmentation.ipynb", "claim_candidate", """
+def claim_candidate(free, order, mt, pageblock_order=9):
+    for current in range(len(free[0]) - 1, order - 1, -1):
+        if not (current >= 9 // 2 or mt in (U, R)):
+            return None
+        for t in fallbacks[mt]:
+            if free[t][current]:
+                return (t, current)
+    return None
+"""),
+    "07 would_claim ignoring pageblock_order": ("07_fragmentation.ipynb", "would_claim", """
+def would_claim(free, movable, start_mt, block_mt, pageblock_order=9):
+    nr = 512
+    alike = movable if start_mt == M else (nr - free - movable if block_mt == M else 0)
+    return free + alike >= nr // 2
+"""),
+    "07 the order-10 indices hard-coded": ("07_fragmentation.ipynb", "order10_indices", """
+def order10_indices(nr_free):
+    return (-1000, 263)
+"""),
+    "02 vm_enough with a float limit": ("02_malloc_mmap.ipynb", "vm_enough", """
+def vm_enough(mode, pages, committed, totalram, swap, ratio):
+    if mode == 1:
+        return True
+    if mode == 0:
+        return pages <= totalram + swap
+    return committed + pages < totalram * ratio / 100 + swap
+"""),
+    "02 victim with a float totalpages / 1000": ("02_malloc_mmap.ipynb", "victim", """
+def victim(tasks, totalpages):
+    chosen, best = None, None
+    for t in tasks:
+        if t["init"] or t["adj"] == -1000:
+            continue
+        points = t["rss"] + t["swap"] + t["pgtables"] + t["adj"] * (totalpages / 1000)
+        if best is None or points >= best:
+            chosen, best = t["pid"], points
+    return chosen
+"""),
+    "03 vmemmap_size ignoring struct_page": ("03_layout.ipynb", "vmemmap_size", """
+def vmemmap_size(va_bits, page_size, struct_page=64):
+    va_min = va_bits if va_bits <= 48 else (47 if page_size == 16384 else 48)
+    return ((1 << va_bits) - (1 << (va_min - 1))) // page_size * 64
+"""),
+}
+
+
+@pytest.mark.parametrize("case", WRONG)
+def test_checks_reject_wrong_answers_they_used_to_accept(case, monkeypatch, capsys):
+    name, defines, wrong = WRONG[case]
+    with pytest.raises(ExerciseFailed):
+        run_with(name, defines, wrong, monkeypatch, capsys)
+
+
+def test_the_wrong_answers_differ_from_the_kernel_on_the_audits_inputs():
+    """The inputs the audit found, with what the kernel's code computes for them."""
+    from kmmlib.userspace.oom import OomTask, select_bad_process
+    from kmmlib.userspace.overcommit import VmCommit
+
+    vm = VmCommit(1001, 0, overcommit_memory=2, overcommit_ratio=50, admin_reserve_kbytes=0,
+                  user_reserve_kbytes=0)
+    vm.vm_acct_memory(499)
+    assert not vm.vm_enough_memory(1, cap_sys_admin=True)   # 499 + 1 < 1001 * 50 // 100: no
+    got, _ = select_bad_process([OomTask(pid=200, comm="a", rss_anon=50001),
+                                 OomTask(pid=300, comm="b", rss_anon=0, oom_score_adj=500)],
+                                100999)
+    assert got.pid == 200                                   # 500 * (100999 // 1000) = 50000
+
+
+def test_buddy_problems_say_what_is_wrong_with_the_answer_and_the_limits():
+    from kmmlib.exercises.buddy_problems import check_allocs, check_buddyinfo, main, make_problem
+
+    p = make_problem(3)
+    for check in (check_allocs, check_buddyinfo):
+        with pytest.raises(ExerciseFailed, match="returned None — did you forget `return`"):
+            check(p, None)
+    for kw, limit in (({"n": 10**9}, "n must be 1..1000, not 1000000000"),
+                      ({"pages": 0}, "pages must be 1..4096, not 0"),
+                      ({"max_order": 11}, "max_order must be 0..10, not 11")):
+        with pytest.raises(BadRequest, match=limit):
+            make_problem(1, **kw)
+    assert main(["-n", "1000000000"]) == 2
+
+
+def test_prediction_hints_point_at_the_rule_not_the_answer():
+    """The hints the audit found giving a reveal=False answer away are gone."""
+    text = "".join(p.read_text() for p in SOLUTIONS)
+    for giveaway in ("expand() keeps the lowest page", "an order-10 request succeeds",
+                     "which is 0 in DMA32", "272 free pages", "252 free pages is less"):
+        assert giveaway not in text

@@ -61,12 +61,17 @@ def _lists(zone: Zone) -> str:
     return "free lists (head first) " + ("; ".join(parts) if parts else "all empty")
 
 
+MAX_PAGES, MAX_OPS = 4096, 1000         # a problem is worked by hand
+
+
 def make_problem(seed: int, *, pages: int = 32, n: int = 10, max_order: int = 2,
                  free_fraction: float = 0.4) -> Problem:
     """A random problem: ``n`` operations on a ``pages``-page zone (all free at boot, per-cpu
     lists off, one migrate type). Allocation orders 0..max_order, small ones likelier."""
-    if not 1 <= pages <= 4096 or n < 1 or not 0 <= max_order <= 10:
-        raise BadRequest("pages must be 1..4096, n >= 1 and max_order 0..10")
+    for name, value, low, high in (("pages", pages, 1, MAX_PAGES), ("n", n, 1, MAX_OPS),
+                                   ("max_order", max_order, 0, 10)):
+        if not low <= value <= high:
+            raise BadRequest(f"{name} must be {low}..{high}, not {value}")
     rng = random.Random(seed)
     zone = Zone(pages)
     live: dict[int, tuple[int, int]] = {}           # ptr -> (pfn, order)
@@ -111,11 +116,22 @@ def problem_text(p: Problem, show_answers: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _answered(predicted, what: str) -> None:
+    if predicted is NotImplemented or predicted is Ellipsis:
+        raise ExerciseFailed(f"✘ {what}: not answered yet.")
+    if predicted is None:
+        raise ExerciseFailed(f"✘ {what}: your function returned None — did you forget "
+                             "`return`?")
+    try:
+        iter(predicted)
+    except TypeError:
+        raise ExerciseFailed(f"✘ {what}: give a list, not {predicted!r}.") from None
+
+
 def check_allocs(p: Problem, predicted: Sequence[int | None], what: str | None = None) -> None:
     """Compare predicted pfns with the allocator's; explain the first wrong one."""
     what = what or f"problem {p.seed}: the pfn each alloc returns"
-    if predicted is None or predicted is NotImplemented:
-        raise ExerciseFailed(f"✘ {what}: not answered yet.")
+    _answered(predicted, what)
     predicted = list(predicted)
     allocs = [s for s in p.steps if s.op[0] == "alloc"]
     if len(predicted) != len(allocs):
@@ -138,8 +154,7 @@ def check_allocs(p: Problem, predicted: Sequence[int | None], what: str | None =
 def check_buddyinfo(p: Problem, predicted: Sequence[int], what: str | None = None) -> None:
     """Compare predicted final nr_free counts (orders 0..10; shorter lists are padded with 0)."""
     what = what or f"problem {p.seed}: the final buddyinfo counts"
-    if predicted is None or predicted is NotImplemented:
-        raise ExerciseFailed(f"✘ {what}: not answered yet.")
+    _answered(predicted, what)
     predicted = list(predicted)
     if len(predicted) > len(p.nr_free):
         raise ExerciseFailed(f"✘ {what}: give one count per order, 0 to {len(p.nr_free) - 1} "
@@ -179,31 +194,48 @@ def check_allocator(make, *, sizes: Sequence[int] = (8, 37, 64, 513, 3072),
     blocks: the order in which they join their list shows.)"""
     from kmmlib.exercises.check import answer
 
+    def call(context: str, fn, *args):
+        """The learner's method; an exception it raises also says at which step."""
+        try:
+            return answer(fn, *args, what=what)
+        except ExerciseFailed as err:
+            if err.__cause__ is None:                   # not answered yet
+                raise
+            raise ExerciseFailed(f"{err}\n  at {context}") from err.__cause__
+
     def run(size: int, label: str, ops) -> int:
         zone = Zone(size)
         mine = answer(make, size, what=what)
         for step, op in enumerate(ops):
             before = _lists(zone)
+            where = f"a {size}-page zone, {label}, step {step + 1}"
             if op[0] == "free":
                 _, pfn, order = op
                 desc = f"free(pfn {pfn}, order {order})"
                 with Collect(zone.events) as seen:
                     zone.free(pfn, order)
-                answer(mine.free, pfn, order, what=what)
+                context = f"{where}: {desc}\n  before it: {before}"
+                call(context, mine.free, pfn, order)
                 want = got = None
             else:
                 order = op[1]
                 desc = f"alloc(order {order})"
                 with Collect(zone.events) as seen:
                     want = zone.alloc(order)
-                got = answer(mine.alloc, order, what=what)
+                context = f"{where}: {desc}\n  before it: {before}"
+                got = call(context, mine.alloc, order)
             lists_ok = True
             if hasattr(mine, "free_lists"):
-                theirs = [list(x) for x in answer(mine.free_lists, what=what)]
+                lists = call(context, mine.free_lists)
+                try:
+                    theirs = [list(x) for x in lists]
+                except TypeError:
+                    raise ExerciseFailed(f"✘ {what}: free_lists() must return a list per order "
+                                         f"(of pfns, head first), not {lists!r}") from None
                 ours = [zone.free_list(o) for o in range(zone.nr_orders)]
                 lists_ok = theirs[:len(ours)] + [[]] * (len(ours) - len(theirs)) == ours
             if got != want or not lists_ok:
-                lines = [f"✘ {what}: a {size}-page zone, {label}, step {step + 1}: {desc}"]
+                lines = [f"✘ {what}: {where}: {desc}"]
                 if got != want:
                     lines.append(f"  the kernel returns {want}, yours returned {got}")
                 if not lists_ok:
