@@ -7,8 +7,10 @@ import pytest
 
 from kmmlib.errors import BadRequest
 from kmmlib.userspace.malloc import (
+    IS_MMAPPED,
     M_MMAP_THRESHOLD,
     MINSIZE,
+    PREV_INUSE,
     MallocAbort,
     ToyMalloc,
     request2size,
@@ -76,6 +78,74 @@ def test_big_requests_get_their_own_mmap_and_go_back_at_free(heap):
     heap.free(p)
     assert heap.mm.counters() == {"VSZ": 0, "RSS": 0, "VmPTE": 0, "VmLck": 0, "committed": 0}
     assert heap.malloc(M_MMAP_THRESHOLD - 100) is not None and heap.n_mmaps == 0
+
+
+def test_a_big_request_that_fits_in_the_top_comes_from_the_heap(heap):
+    """glibc 2.36: after malloc(24), malloc(131072) is heap+0x2c0 (after its tcache), size
+    field 0x20011, and the break stays: _int_malloc splits the top before sysmalloc() would
+    look at the mmap threshold. malloc(200000) does not fit, and is mmapped."""
+    heap.malloc(24)
+    p = heap.malloc(131072)                               # nb = 0x20010 >= the threshold
+    assert p == heap.heap_start + 0x30 == 0x555555559030
+    assert heap._size_field(p - 16) == 0x20010 | PREV_INUSE == 0x20011
+    assert heap.n_mmaps == 0 and heap.system_mem == 0x21000   # no mmap, no sbrk
+    assert heap.chunks()[-1] == (p - 16 + 0x20010, 0xfd0, "top")
+    q = heap.malloc(200000)
+    assert heap._size_field(q - 16) == 0x31000 | IS_MMAPPED and heap.n_mmaps == 1
+
+
+def test_freeing_an_mmapped_chunk_raises_the_mmap_threshold(heap):
+    """glibc 2.36: free() of a mmapped 300000-byte block, then malloc(300000) comes from the
+    heap (size field 0x493f1, brk + 0x6a000), and its free() does not trim."""
+    e = heap.malloc(300000)
+    assert heap._size_field(e - 16) == 0x4a002
+    heap.free(e)
+    assert heap.mmap_threshold == 0x4a000 and heap.trim_threshold == 0x94000
+    f = heap.malloc(300000)
+    assert f == heap.heap_start + 16 and heap._size_field(f - 16) == 0x493f1
+    assert heap.n_mmaps == 0 and heap.mm.brk == START_BRK + 0x6a000
+    heap.free(f)                                          # top 0x6a000 < 0x94000: kept
+    assert heap.mm.brk == START_BRK + 0x6a000 and heap.system_mem == 0x6a000
+
+
+def test_the_threshold_stops_adapting_at_32_mib(heap):
+    heap.free(heap.malloc(40 << 20))                     # 40 MiB > DEFAULT_MMAP_THRESHOLD_MAX
+    assert heap.mmap_threshold == M_MMAP_THRESHOLD
+    # That mapping covered the address the model gives libc's bin head; munmap must not have
+    # wiped the bin (it used to: the next malloc followed fd = 0 and segfaulted).
+    assert heap.free_list() == [] and heap.malloc(24) == START_BRK + 16
+    heap.free(heap.malloc(1 << 20))
+    assert heap.mmap_threshold == (1 << 20) + PAGE_SIZE
+    heap.free(heap.malloc(200000))                       # smaller than the threshold now: heap
+    assert heap.mmap_threshold == (1 << 20) + PAGE_SIZE and heap.n_mmaps == 0
+
+
+@pytest.mark.parametrize("tunable", ["mmap_threshold", "trim_threshold", "top_pad"])
+def test_a_threshold_set_by_the_program_does_not_adapt(tunable):
+    """mallopt() sets no_dyn_threshold; so does passing a tunable to ToyMalloc."""
+    heap = ToyMalloc(**{tunable: 128 * 1024})
+    heap.free(heap.malloc(300000))
+    assert heap.mmap_threshold == M_MMAP_THRESHOLD and heap.trim_threshold == 128 * 1024
+    f = heap.malloc(300000)
+    assert heap._size_field(f - 16) & IS_MMAPPED and heap.n_mmaps == 1
+
+
+def test_realloc_shrinks_an_mmapped_chunk_with_mremap(heap):
+    """glibc 2.36: realloc of 1 MiB to 200 KiB gives size 0x33002, 208880 usable, and the
+    mapping shrinks; to 100 bytes, 0x1002 and 4080 usable — still mmapped, not copied."""
+    big = heap.malloc(1 << 20)
+    heap.write(big, b"kept")
+    r = heap.realloc(big, 200 * 1024)
+    assert r == big and heap._size_field(r - 16) == 0x33002
+    assert heap.usable_size(r) == 208880
+    vma = heap.mm.find_vma(r)
+    assert (vma.vm_start, vma.vm_end) == (r - 16, r - 16 + 0x33000)
+    assert heap.mm.counters()["VSZ"] == 0x33000 // 1024
+    r2 = heap.realloc(r, 100)
+    assert r2 == r and heap._size_field(r2 - 16) == 0x1002 and heap.usable_size(r2) == 4080
+    assert heap.mm.counters()["VSZ"] == 4 and heap.n_mmaps == 1
+    assert heap.read(r2, 4) == b"kept" and heap.heap_start is None   # no heap chunk used
+    assert heap.realloc(r2, 4000) == r2 and heap._size_field(r2 - 16) == 0x1002
 
 
 def test_calloc_zeroes_and_checks_the_multiplication(heap):
@@ -163,6 +233,31 @@ def test_glibcs_checks_abort_the_process(heap, what, message):
     assert not heap.mm.task.alive
     with pytest.raises(ProcessKilled):
         heap.malloc(1)
+
+
+@pytest.mark.parametrize("what, message", [
+    ("next", "realloc(): invalid next size"),
+    ("old", "realloc(): invalid old size"),
+    ("misaligned", "realloc(): invalid pointer"),
+])
+def test_realloc_checks_the_sizes_before_it_follows_them(heap, what, message):
+    """glibc 2.36: 40 bytes of 'A' into a (24 usable) reach b's size field; realloc(a, 100)
+    aborts with "realloc(): invalid next size" — it does not walk to a + 0x4141414141414140."""
+    a, b = heap.malloc(24), heap.malloc(24)
+    heap.malloc(24)
+    if what == "next":
+        heap.write(a, b"A" * 40)
+        bad = a
+    elif what == "old":                    # b's own size smashed to the whole heap's size
+        heap.write(a, b"A" * 24 + (0x21000 | PREV_INUSE).to_bytes(8, "little"))
+        bad = b
+    else:
+        bad = a + 8
+    with pytest.raises(MallocAbort, match=message.replace("(", r"\(").replace(")", r"\)")):
+        heap.realloc(bad, 100)
+    assert not heap.mm.task.alive
+    assert not any("segfault" in line for line in heap.mm.system.dmesg)
+    assert heap.mm.system.dmesg[-1].endswith(f"{message} (SIGABRT)")
 
 
 def test_a_plausible_overflow_goes_unnoticed_and_hands_out_live_memory(heap):

@@ -21,19 +21,32 @@ This toy follows glibc's ``malloc/malloc.c`` (ptmalloc2) where it is cheap to:
   makes a 132 KiB ``[heap]``, as on a real process. ``free()`` merges with free neighbours
   and the top, and gives memory back to the kernel (``systrim()``) only from the top, once the
   top exceeds ``M_TRIM_THRESHOLD`` (128 KiB).
-- a request whose chunk size is ``M_MMAP_THRESHOLD`` (128 KiB) or more gets its own
-  ``mmap()``; ``free()`` unmaps it, ``realloc()`` moves it with ``mremap()`` (no copy).
+- ``malloc()`` tries the bin, then the top chunk, and only then ``sysmalloc()``: there a
+  request whose chunk size is ``M_MMAP_THRESHOLD`` (128 KiB at first) or more gets its own
+  ``mmap()`` instead of growing the heap. So a big request that fits in the top chunk is
+  carved from the heap: after ``malloc(24)``, ``malloc(131072)`` (a 0x20010-byte chunk) fits
+  in the 132 KiB heap and the break does not move.
+- ``free()`` unmaps an mmapped chunk, and first raises the mmap threshold to that chunk's size
+  (at most 32 MiB) and the trim threshold to twice that — glibc's *dynamic threshold*: a
+  program that keeps allocating and freeing blocks of one big size soon gets them from the
+  heap, with no ``mmap``/``munmap`` per block. Setting a threshold or the top pad (glibc's
+  ``mallopt()``; here, passing it to :class:`ToyMalloc`) turns the adaptation off.
+- ``realloc()`` of an mmapped chunk resizes the mapping with ``mremap()`` — it grows without
+  copying, and shrinks, giving the pages at its end back.
 - the integrity checks and their messages are glibc's: ``free(): invalid pointer``,
   ``free(): invalid size``, ``double free or corruption (top|out|!prev)``,
   ``free(): invalid next size (normal)``, ``corrupted size vs. prev_size``,
-  ``corrupted double-linked list``, ``malloc(): corrupted top size``. A failed check aborts:
-  :class:`MallocAbort`, and the process is gone.
+  ``corrupted double-linked list``, ``malloc(): corrupted top size``,
+  ``realloc(): invalid pointer``, ``realloc(): invalid old size``,
+  ``realloc(): invalid next size``, ``munmap_chunk(): invalid pointer``,
+  ``mremap_chunk(): invalid pointer``. A failed check aborts: :class:`MallocAbort`, and the
+  process is gone.
 
 Simplified (one line each): one bin searched first-fit (glibc has tcache, fastbins, the
-unsorted, small and large bins — tcache and fastbins check far less); no arenas or threads;
-such a big chunk is mmapped at once (glibc first tries the bins and the top chunk, which
-rarely hold that much) and the mmap threshold does not adapt; calloc zeroes every heap chunk
-(glibc skips memory fresh from the kernel, which is already zero) but not mmapped ones.
+unsorted, small and large bins — tcache and fastbins check far less; so a small block glibc
+would place after its 0x290-byte tcache header starts here at the heap's first byte); no
+arenas or threads; calloc zeroes every heap chunk (glibc skips memory fresh from the kernel,
+which is already zero) but not mmapped ones.
 """
 
 from __future__ import annotations
@@ -53,9 +66,13 @@ MALLOC_ALIGN_MASK = MALLOC_ALIGNMENT - 1
 MINSIZE = 32
 PREV_INUSE, IS_MMAPPED = 0x1, 0x2
 SIZE_BITS = 0x7
-M_MMAP_THRESHOLD = 128 * 1024
+CHUNK_HDR_SZ = 2 * SIZE_SZ
+M_MMAP_THRESHOLD = 128 * 1024                # DEFAULT_MMAP_THRESHOLD_MIN: the first threshold
 M_TOP_PAD = 128 * 1024
 M_TRIM_THRESHOLD = 128 * 1024
+# The dynamic threshold stops here: 4 MiB * sizeof(long), 32 MiB on a 64-bit machine.
+DEFAULT_MMAP_THRESHOLD_MAX = 4 * 1024 * 1024 * 8
+DEFAULT_MMAP_MAX = 65536                     # mp_.n_mmaps_max: at most this many at once
 PTRDIFF_MAX = (1 << 63) - 1
 # The bin's list head is a fake chunk inside main_arena, in libc's data (not on the heap).
 BIN = 0x7FFFF7DD1B68
@@ -114,22 +131,36 @@ class ToyMalloc:
     the allocator or the program writes is a store to the process's memory, so the pages
     become resident (RSS) as they are touched, and a store outside any mapping is a
     segmentation fault.
+
+    ``mmap_threshold``, ``top_pad`` and ``trim_threshold`` are glibc's tunables; passing any of
+    them is ``mallopt(M_MMAP_THRESHOLD | M_TOP_PAD | M_TRIM_THRESHOLD, …)`` before the first
+    malloc, and, as there, it sets ``no_dyn_threshold``: ``free()`` no longer moves the mmap
+    and trim thresholds. Left out, they start at 128 KiB each and adapt.
     """
 
-    def __init__(self, mm: MmStruct | None = None, *, mmap_threshold: int = M_MMAP_THRESHOLD,
-                 top_pad: int = M_TOP_PAD, trim_threshold: int = M_TRIM_THRESHOLD):
+    def __init__(self, mm: MmStruct | None = None, *, mmap_threshold: int | None = None,
+                 top_pad: int | None = None, trim_threshold: int | None = None):
         if mm is None:
             mm = System(65536, watermarks=False, init=False).spawn("a.out").mm
         self.mm = mm
         self.mem = Memory()
-        self.mmap_threshold = mmap_threshold
-        self.top_pad = top_pad
-        self.trim_threshold = trim_threshold
+        # mp_.no_dyn_threshold: every do_set_*() of mallopt() sets it, so a program that
+        # chose a threshold keeps it.
+        self.no_dyn_threshold = any(v is not None for v in (mmap_threshold, top_pad,
+                                                            trim_threshold))
+        self.mmap_threshold = M_MMAP_THRESHOLD if mmap_threshold is None else mmap_threshold
+        self.top_pad = M_TOP_PAD if top_pad is None else top_pad
+        self.trim_threshold = M_TRIM_THRESHOLD if trim_threshold is None else trim_threshold
+        self.n_mmaps_max = DEFAULT_MMAP_MAX
         self.heap_start: int | None = None
         self.top: int | None = None
         self.system_mem = 0                  # bytes the heap has from sbrk
         self.n_mmaps = 0
         self._peeking = False                # looking (render) is not a program's access
+        # main_arena (the bin's head) is libc's data. The model maps no libc, so its address
+        # lies where a big mmap can land; keeping it apart means munmap or mremap of such a
+        # mapping cannot wipe the bin, as it could not in a real process.
+        self.libc = Memory()
         self._word(BIN + 16, BIN)            # an empty bin: fd = bk = the bin itself
         self._word(BIN + 24, BIN)
 
@@ -153,11 +184,12 @@ class ToyMalloc:
 
     def _word(self, addr: int, value: int | None = None) -> int:
         """Read (or write) the 8-byte little-endian word at addr."""
+        mem = self.libc if self._in_libc(addr) else self.mem
         if value is None:
             self._touch(addr, 8, False)
-            return int.from_bytes(self.mem.read(addr, 8), "little")
+            return int.from_bytes(mem.read(addr, 8), "little")
         self._touch(addr, 8, True)
-        self.mem.write(addr, (value & (2**64 - 1)).to_bytes(8, "little"))
+        mem.write(addr, (value & (2**64 - 1)).to_bytes(8, "little"))
         return value
 
     def write(self, addr: int, data: bytes | str) -> None:
@@ -241,7 +273,15 @@ class ToyMalloc:
 
     # -- the system's memory -----------------------------------------------------------------
     def _sysmalloc(self, nb: int) -> int | None:
-        """Grow the top chunk with sbrk (``sysmalloc()``); the chunk address, or None."""
+        """``sysmalloc()``: the bin and the top could not serve nb. A chunk of at least the mmap
+        threshold gets a mapping of its own (while fewer than ``n_mmaps_max`` exist); else, or
+        if that mmap fails, the top grows with sbrk. The chunk address, or None."""
+        # Only here does the threshold count: a big request the top could hold never gets
+        # this far, so it comes from the heap (glibc: _int_malloc's use_top: before sysmalloc).
+        if nb >= self.mmap_threshold and self.n_mmaps < self.n_mmaps_max:
+            c = self._mmap_chunk(nb)
+            if c is not None:
+                return c
         old = self.chunksize(self.top) if self.top is not None else 0
         size = page_align(nb + self.top_pad + MINSIZE - old)
         brk = self.mm.sbrk(size)
@@ -270,6 +310,8 @@ class ToyMalloc:
         return top
 
     def _mmap_chunk(self, nb: int) -> int | None:
+        """``sysmalloc_mmap()``: a mapping for one chunk. Its size is nb + SIZE_SZ rounded up to
+        pages: an mmapped chunk has no next chunk whose prev_size it could borrow."""
         size = page_align(nb + SIZE_SZ)
         addr = self.mm.mmap(0, size)
         if addr is None:
@@ -297,10 +339,8 @@ class ToyMalloc:
         return c + 16
 
     def _int_malloc(self, nb: int) -> int | None:
-        if nb >= self.mmap_threshold:
-            c = self._mmap_chunk(nb)
-            if c is not None:
-                return c
+        """``_int_malloc()``: the bin (first fit), then the top chunk (``use_top:``), then
+        ``sysmalloc()`` — which alone decides between sbrk and mmap."""
         c = self._fd(BIN)
         while c != BIN:                                # first fit, following fd
             size = self.chunksize(c)
@@ -337,12 +377,18 @@ class ToyMalloc:
         if size < MINSIZE or size & MALLOC_ALIGN_MASK:
             self._abort("free(): invalid size")
         if size_field & IS_MMAPPED:
-            if (c | size) & (PAGE_SIZE - 1):
-                self._abort("munmap_chunk(): invalid pointer")
-            self.mm.munmap(c, size)
-            self.mem.drop(c, c + size)
-            self.n_mmaps -= 1
-            self._emit("free", f"free({p:#x}): munmap of a {size:#x}-byte chunk", ptr=p)
+            # __libc_free's dynamic threshold: a block this big was freed, so blocks of this
+            # size come and go; from now on they come from the heap, and the top may keep
+            # twice as much before it is trimmed, or each one would be sbrk'ed and trimmed
+            # again. The raw size field (IS_MMAPPED set) is compared, as glibc does.
+            note = ""
+            if not self.no_dyn_threshold and self.mmap_threshold < size_field <= \
+                    DEFAULT_MMAP_THRESHOLD_MAX:
+                self.mmap_threshold = size
+                self.trim_threshold = 2 * size
+                note = f"; mmap threshold now {size:#x}, trim threshold {2 * size:#x}"
+            self._munmap_chunk(c)
+            self._emit("free", f"free({p:#x}): munmap of a {size:#x}-byte chunk{note}", ptr=p)
             return
         if self.heap_start is None or not self.heap_start <= c < self.top + self.chunksize(
                 self.top):
@@ -381,6 +427,35 @@ class ToyMalloc:
         if c == self.top and self.chunksize(c) >= self.trim_threshold:
             self._systrim()
 
+    def _munmap_chunk(self, c: int) -> None:
+        """``munmap_chunk()``: give an mmapped chunk's mapping back (no threshold change)."""
+        size = self.chunksize(c)
+        if (c | size) & (PAGE_SIZE - 1):
+            self._abort("munmap_chunk(): invalid pointer")
+        self.mm.munmap(c, size)
+        self.mem.drop(c, c + size)
+        self.n_mmaps -= 1
+
+    def _mremap_chunk(self, c: int, nb: int) -> int | None:
+        """``mremap_chunk()``: resize an mmapped chunk's mapping to hold nb, in place or moved
+        (``mremap`` carries the page-table entries: nothing is copied). The chunk, or None if
+        the kernel refused."""
+        size = self.chunksize(c)
+        if (c | size) & (PAGE_SIZE - 1):
+            self._abort("mremap_chunk(): invalid pointer")
+        new_size = page_align(nb + SIZE_SZ)            # the same SIZE_SZ as _mmap_chunk
+        if new_size == size:                           # the same number of pages
+            return c
+        new = self.mm.mremap(c, size, new_size, MREMAP_MAYMOVE)
+        if new is None:
+            return None
+        if new_size < size:                            # the tail's pages are gone
+            self.mem.drop(c + new_size, c + size)
+        if new != c:
+            self.mem.move(c, new, min(size, new_size))
+        self._set_head(new, new_size | IS_MMAPPED)
+        return new
+
     def _systrim(self) -> None:
         """``systrim()``: give the top's excess back to the kernel with a negative sbrk."""
         top_size = self.chunksize(self.top)
@@ -409,9 +484,10 @@ class ToyMalloc:
         return p
 
     def realloc(self, p: int | None, n: int) -> int | None:
-        """``realloc()``: resize in place when it can (shrink; grow into a free neighbour or
-        the top; ``mremap`` an mmapped chunk), else malloc + copy + free. ``realloc(p, 0)``
-        frees and returns NULL, as glibc does; on failure p is left alone."""
+        """``realloc()`` (``__libc_realloc()``, ``_int_realloc()``): resize in place when it can
+        (shrink; grow into a free neighbour or the top; ``mremap`` an mmapped chunk, to any
+        size), else malloc + copy + free. ``realloc(p, 0)`` frees and returns NULL, as glibc
+        does; on failure p is left alone."""
         if p is None or p == 0:
             return self.malloc(n)
         if n == 0:
@@ -421,32 +497,40 @@ class ToyMalloc:
         nb = request2size(n)
         size_field = self._size_field(c)
         oldsize = size_field & ~SIZE_BITS
+        # __libc_realloc's "little security check": no chunk wraps around the address space.
+        if c > (-oldsize) % 2**64 or c & MALLOC_ALIGN_MASK:
+            self._abort("realloc(): invalid pointer")
         if size_field & IS_MMAPPED:
-            if oldsize - SIZE_SZ >= nb:
-                return p
-            new = self.mm.mremap(c, oldsize, page_align(nb + SIZE_SZ), MREMAP_MAYMOVE)
+            # mremap first, shrinking too: the pages past the new end go back to the kernel.
+            new = self._mremap_chunk(c, nb)
             if new is not None:
-                self.mem.move(c, new, oldsize)
-                self._set_head(new, page_align(nb + SIZE_SZ) | IS_MMAPPED)
                 return new + 16
+            if oldsize - SIZE_SZ >= nb:                # the kernel refused; it still fits
+                return p
             q = self.malloc(n)
             if q is not None:
-                self.write(q, self.read(p, oldsize - 2 * SIZE_SZ))
-                self.free(p)
+                self.write(q, self.read(p, oldsize - CHUNK_HDR_SZ))
+                self._munmap_chunk(c)                  # not free(): no threshold change
             return q
+        # _int_realloc checks both sizes before it believes them: an overflow into the next
+        # chunk's header is caught here instead of being followed into wild memory.
+        if size_field <= CHUNK_HDR_SZ or oldsize >= self.system_mem:
+            self._abort("realloc(): invalid old size")
+        nxt = c + oldsize
+        nextsize = self.chunksize(nxt)
+        if self._size_field(nxt) <= CHUNK_HDR_SZ or nextsize >= self.system_mem:
+            self._abort("realloc(): invalid next size")
         if oldsize >= nb:
             self._shrink(c, oldsize, nb)
             return p
-        nxt = c + oldsize
-        if nxt == self.top and oldsize + self.chunksize(self.top) >= nb + MINSIZE:
-            top_size = self.chunksize(self.top)
+        if nxt == self.top and oldsize + nextsize >= nb + MINSIZE:
             self._set_head(c, nb | (size_field & PREV_INUSE))
             self.top = c + nb
-            self._set_head(self.top, (oldsize + top_size - nb) | PREV_INUSE)
+            self._set_head(self.top, (oldsize + nextsize - nb) | PREV_INUSE)
             return p
-        if nxt != self.top and not self._prev_inuse(nxt + self.chunksize(nxt)) and \
-                oldsize + self.chunksize(nxt) >= nb:
-            total = oldsize + self.chunksize(nxt)
+        if nxt != self.top and not self._prev_inuse(nxt + nextsize) and \
+                oldsize + nextsize >= nb:
+            total = oldsize + nextsize
             self._unlink(nxt)
             self._set_head(c, total | (size_field & PREV_INUSE))
             self._set_head(c + total, self._size_field(c + total) | PREV_INUSE)
