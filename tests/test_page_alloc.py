@@ -683,3 +683,87 @@ def test_high_order_frees_drain_once_free_count_passes_batch_plus_half_high_min(
     assert before >= threshold > before - 2 and before == 2 * held.index(pfn)
     assert count + 2 < pcp.high_min and pcp.count == 0     # not the count >= high rule
     z.check()
+
+
+# -- the slow path's rules, traced by hand from __alloc_pages_slowpath() --------------------
+
+def _highatomic_only_free() -> Zone:
+    """A zone whose 31 free pages all sit in one HighAtomic pageblock (orders 0..4)."""
+    z = Zone(4096, pageblock_order=5, watermarks=(1, 2, 3))
+    z.reserve_highatomic_pageblock(z.alloc(0, "MOVABLE"), 0)
+    while z.alloc(0, "MOVABLE") is not None:
+        pass
+    assert z.nr_free_pages == z.nr_free_highatomic == 31
+    return z
+
+
+def test_a_costly_order_does_not_take_back_the_highatomic_reserve():
+    """Order 4 > PAGE_ALLOC_COSTLY_ORDER without __GFP_RETRY_MAYFAIL goes to nopage before
+    should_reclaim_retry(), whose forced unreserve alone would free the HighAtomic block; with
+    __GFP_RETRY_MAYFAIL (and __GFP_IO: it may compact) it gets there, and the order-4 block."""
+    z = _highatomic_only_free()
+    assert z.alloc_pages("GFP_KERNEL", 4) is None
+    assert z.nr_reserved_highatomic == 32
+    assert z.allocator.dmesg[-1].startswith("kmm: page allocation failure: order:4")
+    z = _highatomic_only_free()
+    assert z.alloc_pages("GFP_KERNEL|__GFP_RETRY_MAYFAIL", 4) == 16
+    assert z.nr_reserved_highatomic == 0
+    z = _highatomic_only_free()                          # order 3 is not costly
+    assert z.alloc_pages("GFP_KERNEL", 3) == 8
+    z.check()
+
+
+def test_a_memalloc_retry_keeps_alloc_kswapd():
+    """__GFP_MEMALLOC: alloc_flags = ALLOC_NO_WATERMARKS | (alloc_flags & ALLOC_KSWAPD), so a
+    claim that boosts the watermarks also sets ZONE_BOOSTED_WATERMARK and rmqueue() wakes
+    kswapd (which, here, ends the boost)."""
+    z = Zone(4096, pageblock_order=5, watermarks=(100, 110, 120))
+    while z.alloc(0, "MOVABLE") is not None:
+        pass
+    for pfn in range(20):
+        z.free(pfn, 0)
+    with Collect(z.events) as ev:
+        assert z.alloc_pages("GFP_KERNEL|__GFP_MEMALLOC", 0) == 16
+    assert any(e.kind == "kswapd" and "boosted" in e.text for e in ev)
+    assert z.watermark_boost == 0
+    z.check()
+
+
+def test_nofragment_needs_only_a_normal_preferred_zone_on_one_node():
+    """alloc_flags_nofragment(): with CONFIG_ZONE_DMA32, a preferred Normal zone gets
+    ALLOC_NOFRAGMENT even alone (UMA: "assume … if Normal is populated then so is DMA32").
+    The first pass, barred from fragmenting fallbacks, refills nothing but still runs
+    nr_pcp_alloc(); the second then takes 30 blocks, not 15."""
+    z = Zone(65536, name="Normal", watermarks=(0, 0, 0))
+    while z.alloc(0, "MOVABLE") is not None:
+        pass
+    for k in range(40):
+        z.free(k * 512, 0)               # a free page in each of 40 pageblocks: none to claim
+    z.setup_pcp(1)
+    pcp = z.pcp[0]
+    assert (pcp.batch, pcp.high_min) == (15, 60)
+    assert z.alloc_pages("GFP_KERNEL", 0) == 19968
+    # pass 1: high 60 → 75, alloc_factor 1; pass 2: batch 15 << 1 = 30, high 105, factor 2
+    assert (pcp.count, pcp.high, pcp.alloc_factor, z.nr_steals) == (29, 105, 2, 30)
+    z.check()
+
+
+def test_set_watermarks_ends_a_boost():
+    """__setup_per_zone_wmarks() zeroes watermark_boost before writing _watermark[]."""
+    z = Zone(4096, pageblock_order=5, watermarks=(64, 80, 96))
+    z.watermark_boost = 32
+    z.set_watermarks((64, 80, 96))
+    assert z.watermark_boost == 0 and z.min_wmark_pages() == 64
+
+
+def test_nofail_gets_into_the_reserves_before_it_would_loop():
+    """__alloc_pages_may_oom(): a __GFP_NOFAIL request of order ≤ 3 for zones up to Normal is
+    let in with ALLOC_NO_WATERMARKS (whether or not a task was killed): 80 free pages, below
+    min 100, still serve it. A plain GFP_KERNEL request fails there."""
+    z = Zone(1024, pageblock_order=5, watermarks=(100, 110, 120))
+    for _ in range(1024 - 80):
+        z.alloc(0, "UNMOVABLE")
+    assert z.alloc_pages("GFP_KERNEL", 0) is None
+    assert z.alloc_pages("GFP_KERNEL|__GFP_NOFAIL", 0) == 944
+    assert len(z.allocator.dmesg) == 1                    # only the plain request's failure
+    z.check()

@@ -72,7 +72,8 @@ Simplifications (one line each):
   boosted watermark); there is no OOM killer. Compaction (kmmlib.mm.compaction) runs only
   when someone can be told where pages moved: PageAllocator.compact is unset by default.
 - The HighAtomic reserve goes back only in ``should_reclaim_retry()``'s forced unreserve
-  before a failure; the unforced one after direct reclaim needs reclaim progress (never here).
+  before a failure (which a costly order reaches only with __GFP_RETRY_MAYFAIL); the unforced
+  one after direct reclaim needs reclaim progress (never here).
 - Page shuffling (``page_alloc.shuffle``) is off, as by default; DEBUG_PAGEALLOC guard pages,
   free page reporting and page poisoning are not modelled.
 - Per-cpu lists: ``high`` auto-tuning follows ``nr_pcp_high()``/``nr_pcp_alloc()``, but the
@@ -152,6 +153,7 @@ GFP_NOMEMALLOC = _G["__GFP_NOMEMALLOC"]
 GFP_NORETRY = _G["__GFP_NORETRY"]
 GFP_RETRY_MAYFAIL = _G["__GFP_RETRY_MAYFAIL"]
 GFP_NOFAIL = _G["__GFP_NOFAIL"]
+GFP_IO = _G["__GFP_IO"]
 _GFP_MOVABLE_MASK = _G["GFP_MOVABLE_MASK"]
 
 
@@ -1633,7 +1635,8 @@ class Zone:
 
     def set_watermarks(self, watermarks: Sequence[int] | _wm.Watermarks) -> None:
         """New ``_watermark[]`` (as ``setup_per_zone_wmarks()`` would write), and new per-cpu
-        high marks derived from them."""
+        high marks derived from them. A watermark boost ends here: ``__setup_per_zone_wmarks()``
+        zeroes ``watermark_boost`` before it writes the marks."""
         if isinstance(watermarks, _wm.Watermarks):
             wm = [watermarks.min, watermarks.low, watermarks.high, watermarks.promo]
         else:
@@ -1642,6 +1645,7 @@ class Zone:
                 wm.append(wm[2] + wm[2] - wm[1])
         if len(wm) != 4 or any(x < 0 for x in wm):
             raise BadRequest("watermarks are (min, low, high[, promo]) page counts")
+        self.watermark_boost = 0
         self._watermark = wm
         if self.pcp_enabled:
             self.setup_pcp(self.nr_cpus, self.percpu_pagelist_high_fraction)
@@ -1980,9 +1984,9 @@ class PageAllocator:
                                highest_zoneidx: int, mt: int, cpu: int) -> int | None:
         """``get_page_from_freelist()``: the first zone of the zonelist (from
         ``highest_zoneidx`` down) that passes its watermark and has a block. With
-        ALLOC_NOFRAGMENT (a Normal zone with DMA32 below it) a first pass may only take whole
-        pageblocks from other migrate types; if no zone can serve it, the zonelist is walked
-        again without it."""
+        ALLOC_NOFRAGMENT (a request for a Normal zone, on a kernel with ZONE_DMA32) a first
+        pass may only take whole pageblocks from other migrate types; if no zone can serve it,
+        for whatever reason, the zonelist is walked again without it."""
         while True:
             no_fallback = alloc_flags & _wm.ALLOC_NOFRAGMENT
             for zone in self.zonelist:
@@ -2016,6 +2020,10 @@ class PageAllocator:
                         zone.reserve_highatomic_pageblock(pfn, order)
                     return pfn
             if no_fallback:
+                if self.events.active:
+                    self._emit("nofragment", "no zone served it without fragmenting a "
+                               "pageblock (ALLOC_NOFRAGMENT): walk the zonelist again, "
+                               "fallbacks allowed")
                 alloc_flags &= ~_wm.ALLOC_NOFRAGMENT
                 continue
             return None
@@ -2034,10 +2042,11 @@ class PageAllocator:
         _gfp.gfp_migratetype(gfp)           # refuses MOVABLE|RECLAIMABLE together
         mt = _gfp.gfp_migratetype(gfp, self.zonelist[0].page_group_by_mobility_disabled)
         alloc_flags = _wm.ALLOC_WMARK_LOW | (gfp & GFP_KSWAPD_RECLAIM)   # = ALLOC_KSWAPD
-        # alloc_flags_nofragment(): a Normal zone with DMA32 below avoids fragmenting fallbacks.
+        # alloc_flags_nofragment(): with CONFIG_ZONE_DMA32 (a DMA32 in enum zone_type), a
+        # request whose preferred zone is Normal avoids fragmenting fallbacks; on one node the
+        # kernel "assumes … that if Normal is populated then so is DMA32", and does not look.
         pref = next((z for z in self.zonelist if z.zone_idx <= highest_zoneidx), None)
-        if pref is not None and pref.name == "Normal" and any(
-                z.name == "DMA32" for z in self.zonelist):
+        if pref is not None and pref.name == "Normal" and "DMA32" in self.zone_names:
             alloc_flags |= _wm.ALLOC_NOFRAGMENT
         if self.events.active:
             self._emit("alloc_pages", f"alloc_pages({_gfp.format_gfp(gfp)}, order {order}): "
@@ -2070,9 +2079,12 @@ class PageAllocator:
         if pfn is not None:
             return pfn
         if gfp & GFP_MEMALLOC and not gfp & GFP_NOMEMALLOC:
-            # __gfp_pfmemalloc_flags(): ALLOC_NO_WATERMARKS for __GFP_MEMALLOC.
-            pfn = self.get_page_from_freelist(gfp, order, _wm.ALLOC_NO_WATERMARKS,
-                                              highest_zoneidx, mt, cpu)
+            # __gfp_pfmemalloc_flags(): ALLOC_NO_WATERMARKS for __GFP_MEMALLOC, from here on
+            # (reclaim and the retries too), keeping ALLOC_KSWAPD so that a boosting fallback
+            # still wakes kswapd.
+            alloc_flags = _wm.ALLOC_NO_WATERMARKS | (alloc_flags & _wm.ALLOC_KSWAPD)
+            pfn = self.get_page_from_freelist(gfp, order, alloc_flags, highest_zoneidx, mt,
+                                              cpu)
             if pfn is not None:
                 return pfn
         if gfp & GFP_DIRECT_RECLAIM:
@@ -2094,12 +2106,30 @@ class PageAllocator:
             pfn = self.get_page_from_freelist(gfp, order, alloc_flags, highest_zoneidx, mt, cpu)
             if pfn is not None:
                 return pfn
+            # No retry loop for __GFP_NORETRY, nor for a costly order unless it is
+            # __GFP_RETRY_MAYFAIL and may compact (gfp_compaction_allowed(): __GFP_IO): those
+            # go to nopage before should_reclaim_retry().
+            costly = order > PAGE_ALLOC_COSTLY_ORDER and not (gfp & GFP_RETRY_MAYFAIL
+                                                              and gfp & GFP_IO)
             # should_reclaim_retry(): after MAX_RECLAIM_RETRIES rounds without progress, and
             # before the OOM killer, give the high-order atomic reserve back and try again.
-            if not gfp & GFP_NORETRY and self.unreserve_highatomic_pageblock(
+            if not gfp & GFP_NORETRY and not costly and self.unreserve_highatomic_pageblock(
                     mt, highest_zoneidx, force=True):
                 pfn = self.get_page_from_freelist(gfp, order, alloc_flags, highest_zoneidx, mt,
                                                   cpu)
+                if pfn is not None:
+                    return pfn
+            if gfp & GFP_NOFAIL:
+                # A request that must not fail gets into the reserves: all of them where the
+                # OOM path runs (__alloc_pages_may_oom(): order ≤ PAGE_ALLOC_COSTLY_ORDER, not
+                # __GFP_RETRY_MAYFAIL, zones up to Normal or above; no OOM killer is modelled,
+                # and the kernel lets it in whether or not a task was killed), else those of
+                # high-priority callers (nopage: ALLOC_MIN_RESERVE). Then it would loop.
+                oom_path = (not gfp & (GFP_NORETRY | GFP_RETRY_MAYFAIL) and not costly
+                            and order <= PAGE_ALLOC_COSTLY_ORDER
+                            and highest_zoneidx >= self.zone_names.index("Normal"))
+                reserve = _wm.ALLOC_NO_WATERMARKS if oom_path else _wm.ALLOC_MIN_RESERVE
+                pfn = self.get_page_from_freelist(gfp, order, reserve, highest_zoneidx, mt, cpu)
                 if pfn is not None:
                     return pfn
         self.warn_alloc(gfp, order)
