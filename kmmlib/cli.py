@@ -17,6 +17,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from pathlib import Path
 
 from kmmlib import commands
 from kmmlib.errors import KmmError
@@ -58,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.from_dir is not None and not Path(args.from_dir).is_dir():
+        # A folder the user named and mistyped must not quietly become the bundled snapshot
+        # (a file missing *from* a folder does, with a note).
+        why = "not a directory" if Path(args.from_dir).exists() else "no such directory"
+        print(f"kmm {args.command}: --from {args.from_dir}: {why}", file=sys.stderr)
+        return 2
     args.source = ProcSource(args.from_dir)
     try:
         status = args._run(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 from kmmlib.errors import BadRequest
 
@@ -21,7 +22,12 @@ def parse_size(text: str | int) -> int:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
     if not m or m.group(2).lower() not in _SUFFIX:
         raise BadRequest(f"cannot read {text!r} as a size (examples: 4096, 64K, 512M, 1G)")
-    return int(float(m.group(1)) * _SUFFIX[m.group(2).lower()])
+    # Exact arithmetic (a float would round 2**53 + 1); a fraction is fine with a unit
+    # (1.5G), but the result must be whole bytes.
+    value = Fraction(m.group(1)) * _SUFFIX[m.group(2).lower()]
+    if value.denominator != 1:
+        raise BadRequest(f"{text!r} is not a whole number of bytes")
+    return int(value)
 
 
 def format_size(nbytes: int) -> str:

@@ -54,6 +54,78 @@ def test_cli_bad_input_gets_one_clear_line(tmp_path, capsys, label, files, comma
     assert "Traceback" not in err
 
 
+SLABINFO = (ROOT / "kmmlib" / "data" / "snapshot" / "slabinfo").read_text()
+# More bad input, found by an audit of the command as a user meets it (not in the README).
+MORE_CASES = [
+    ("a meminfo that is not text", {"meminfo": b"\xff\xfe\x00garbage"},
+     "free --from {dir}", "meminfo: not a text file (byte 0 is 0xff)"),
+    ("an ops file that is not text", {"ops": b"\xff\xfe\x00alloc\n"},
+     "buddy --pages 16 --ops {ops}", "not a text file (byte 0 is 0xff)"),
+    ("a --from folder that does not exist", {}, "free --from {dir}/nope",
+     "nope: no such directory"),
+    ("a --from that is a file", {"meminfo": "MemTotal: 1 kB\n"},
+     "watermarks --from {dir}/meminfo", "meminfo: not a directory"),
+    ("a page size of 0 KiB", {}, "available --page-kb 0", ""),
+    ("a cpu list past NR_CPUS", {"cpu_present": "0-99999999999999999999\n", "slabinfo": SLABINFO},
+     "slub --from {dir}", "not a cpu list"),
+    ("a cpu range backwards", {"cpu_present": "5-2\n", "slabinfo": SLABINFO},
+     "slub --from {dir}", "not a cpu list"),
+    ("a fraction of a byte", {}, "kmalloc 0.5", "'0.5' is not a size in bytes"),
+    ("a fraction of a byte of RAM", {}, "layout arm --ram 1.5", "not a whole number of bytes"),
+    ("a gfp mask wider than gfp_t", {}, "gfp 0x100000000", "does not fit in gfp_t"),
+    ("a negative slabinfo count", {}, "replay --slabinfo -3 --no-progress",
+     "--slabinfo N must be 0 or more"),
+    ("a solution notebook that is not JSON", {"solutions/01_x.ipynb": "not json"},
+     "exercises check --dir {dir}", "01_x.ipynb: not a notebook (JSON error at line 1"),
+    ("a notebook with no cells", {"solutions/01_x.ipynb": '{"cells": 5}'},
+     "exercises release --dir {dir}", "01_x.ipynb: not a notebook (no list of cells)"),
+]
+
+
+@pytest.mark.parametrize("label, files, command, message", MORE_CASES,
+                         ids=[c[0] for c in MORE_CASES])
+def test_more_bad_input_gets_one_clear_line(tmp_path, capsys, label, files, command, message):
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, bytes):
+            (tmp_path / name).write_bytes(data)
+        else:
+            (tmp_path / name).write_text(data)
+    argv = command.format(dir=tmp_path, ops=tmp_path / "ops").split()
+    try:
+        status = main(argv)
+    except SystemExit as end:             # argparse refuses a choice itself, with status 2
+        status = end.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and message in err
+    assert err.startswith(f"kmm {argv[0]}: ") or err.startswith("usage: ")
+
+
+def test_a_half_snapshot_source_says_the_figures_need_not_agree(tmp_path, capsys):
+    """meminfo from one machine, zoneinfo from the bundled snapshot: MemAvailable cannot be
+    compared, and kmm available says so (watermarks already did)."""
+    from kmmlib.procfs.source import SNAPSHOT_DIR
+
+    meminfo = re.sub(r"MemFree: +\d+", "MemFree:  1234", (SNAPSHOT_DIR / "meminfo").read_text())
+    (tmp_path / "meminfo").write_text(meminfo)
+    assert main(["available", "--from", str(tmp_path)]) == 0
+    assert "describe different kernels" in capsys.readouterr().err
+    assert main(["available", "--from", str(SNAPSHOT_DIR)]) == 0
+    assert "different kernels" not in capsys.readouterr().err
+
+
+def test_overcommit_without_a_commitlimit_line_says_so(tmp_path, capsys):
+    from kmmlib.procfs.source import SNAPSHOT_DIR
+
+    meminfo = "".join(line for line in (SNAPSHOT_DIR / "meminfo").read_text().splitlines(True)
+                      if not line.startswith("CommitLimit"))
+    (tmp_path / "meminfo").write_text(meminfo)
+    assert main(["overcommit", "--from", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "no CommitLimit line" in out and "None" not in out
+
+
 def test_the_readme_table_lists_every_case():
     readme = (ROOT / "README.md").read_text()
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (.+?) \| `kmm .*?` \| (.+?) \|$",

@@ -32,14 +32,14 @@ def test_missing_file_falls_back_to_the_snapshot_and_says_so(tmp_path):
 def test_unreadable_file_falls_back(tmp_path, monkeypatch):
     # Root can read anything, so simulate a non-root user's EACCES on the one file.
     (tmp_path / "slabinfo").write_text("secret")
-    real = Path.read_text
+    real = Path.read_bytes
 
     def deny(self, *a, **k):
         if self == tmp_path / "slabinfo":
             raise PermissionError(13, "Permission denied", str(self))
         return real(self, *a, **k)
 
-    monkeypatch.setattr(Path, "read_text", deny)
+    monkeypatch.setattr(Path, "read_bytes", deny)
     src = ProcSource(tmp_path)
     assert src.read("slabinfo").startswith("slabinfo - version: 2.1")
     assert "permission denied" in src.notes()[0]

@@ -126,6 +126,9 @@ def run(args) -> int:
             text = path.read_text()
         except OSError as err:
             raise ParseError(f"cannot read {args.ops}: {err.strerror}") from None
+        except UnicodeDecodeError as err:
+            raise ParseError(f"{args.ops}: not a text file (byte {err.start} is "
+                             f"{err.object[err.start]:#04x})") from None
         where = path.name
     mt = parse_migratetype(args.migratetype)
     ops = parse_ops(text, where)

@@ -57,8 +57,11 @@ def run(args) -> int:
     print(f"vm.overcommit_ratio  = {ratio}")
     print(f"vm.overcommit_kbytes = {kbytes}")
     print(f"CommitLimit  = {how} + {swap} pages swap")
-    verdict = "equal" if limit == kernel else "DIFFERENT"
-    print(f"             = {limit // 4} pages = {limit} kB    (meminfo: {kernel} kB, {verdict})")
+    if kernel is None:
+        said = "meminfo has no CommitLimit line to compare with"
+    else:
+        said = f"meminfo: {kernel} kB, {'equal' if limit == kernel else 'DIFFERENT'}"
+    print(f"             = {limit // 4} pages = {limit} kB    ({said})")
     share = f"{100 * committed / limit:.1f}% of CommitLimit" if limit else "no CommitLimit"
     enforced = "enforced" if mode == 2 else "not enforced in this mode"
     print(f"Committed_AS = {committed} kB ({share}; {enforced})")

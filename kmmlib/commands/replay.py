@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from kmmlib.errors import BadRequest
+
 NAME = "replay"
 HELP = "replay an ftrace kmem trace (plain or .xz) through the simulated buddy and slab allocators"
 
@@ -40,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from kmmlib.trace.capture import bundled_trace
     from kmmlib.trace.replay import Replay, tqdm_progress
 
+    if args.slabinfo < 0:
+        raise BadRequest(f"--slabinfo N must be 0 or more, not {args.slabinfo}")
     path = args.trace or bundled_trace()
     rp = Replay(args.machine, source=args.source, slab=not args.no_slab)
     bar = None if args.no_progress else tqdm_progress(

@@ -40,6 +40,9 @@ def add_arguments(parser) -> None:
                         help="print a slabtop-like summary of the slabinfo instead")
 
 
+NR_CPUS_MAX = 8192                 # CONFIG_NR_CPUS's largest value on x86_64 (MAXSMP)
+
+
 def parse_cpulist(text: str) -> list[int]:
     """A kernel cpu list such as ``0-3,8,10-11`` (``/sys/devices/system/cpu/present``)."""
     cpus: list[int] = []
@@ -49,9 +52,13 @@ def parse_cpulist(text: str) -> list[int]:
     try:
         for part in text.split(","):
             lo, _, hi = part.partition("-")
-            cpus.extend(range(int(lo), int(hi or lo) + 1))
+            first, last = int(lo), int(hi or lo)
+            if not 0 <= first <= last < NR_CPUS_MAX:
+                raise ValueError
+            cpus.extend(range(first, last + 1))
     except ValueError:
-        raise ParseError(f"not a cpu list: {text!r} (expected e.g. 0-3,8)") from None
+        raise ParseError(f"not a cpu list: {text!r} (expected e.g. 0-3,8: ranges low-high "
+                         f"of CPUs 0..{NR_CPUS_MAX - 1})") from None
     return cpus
 
 

@@ -59,6 +59,22 @@ def is_check_cell(cell: dict) -> bool:
     return cell.get("cell_type") == "code" and _source(cell).lstrip().startswith(CHECK)
 
 
+def _load_notebook(path: Path) -> dict:
+    """A notebook's JSON, or a ParseError that names the file (a merge conflict left in it,
+    a truncated save) instead of a traceback."""
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ParseError(f"{path}: not a notebook (not UTF-8 text)") from None
+    except json.JSONDecodeError as err:
+        raise ParseError(f"{path}: not a notebook (JSON error at line {err.lineno}, column "
+                         f"{err.colno}: {err.msg})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or not all(
+            isinstance(c, dict) and "cell_type" in c for c in nb["cells"]):
+        raise ParseError(f"{path}: not a notebook (no list of cells)")
+    return nb
+
+
 def student_notebook(solution: dict, name: str = "notebook") -> dict:
     """The student version of a solution notebook (a new dict; the input is not changed)."""
     nb = json.loads(json.dumps(solution))
@@ -99,7 +115,7 @@ def release(solutions_dir: str | Path, out_dir: str | Path, *, write: bool = Tru
     for src in sources:
         if not SOLUTION_NAME.match(src.name):
             raise ParseError(f"{src}: solution notebooks are named NN_topic.ipynb")
-        text = dumps(student_notebook(json.loads(src.read_text()), src.name))
+        text = dumps(student_notebook(_load_notebook(src), src.name))
         dst = out_dir / src.name
         if not dst.exists() or dst.read_text() != text:
             stale.append(dst)

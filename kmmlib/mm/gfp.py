@@ -162,6 +162,8 @@ class Gfp:
                 raise ParseError(f"{part!r} is not a number (write hex as 0x…)") from None
             if value < 0:
                 raise ParseError(f"a gfp mask cannot be negative: {part}")
+            if value >> 32:
+                raise ParseError(f"{part} does not fit in gfp_t, an unsigned int (32 bits)")
             return value
         if part in self.masks:
             return self.masks[part]

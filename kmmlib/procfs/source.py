@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kmmlib.errors import KmmError
+from kmmlib.errors import KmmError, ParseError
 
 SNAPSHOT_DIR = Path(__file__).resolve().parent.parent / "data" / "snapshot"
 ENV_VAR = "KMMLIB_PROC_ROOT"
@@ -62,7 +62,12 @@ class ProcSource:
     def _read_own(self, name: str) -> str:
         if self.live and name == "nproc":
             return f"{os.cpu_count() or 1}\n"
-        return self.path(name).read_text()
+        data = self.path(name).read_bytes()
+        try:
+            return data.decode()
+        except UnicodeDecodeError as err:
+            raise ParseError(f"{self.path(name)}: not a text file (byte {err.start} is "
+                             f"{data[err.start]:#04x})") from None
 
     def read(self, name: str) -> str:
         """The text of ``name``, from this source or else from the bundled snapshot."""
