@@ -1,5 +1,5 @@
 """kmalloc's size classes against a real kernel: every kmalloc event of the bundled kmem trace
-(tests/data/kmalloc_seen.txt, extracted from ../shared/data/kmem-trace.txt.xz) round-trips
+(kmmlib/data/kmalloc_seen.txt, extracted from ../shared/data/kmem-trace.txt.xz) round-trips
 through ``kmm kmalloc``, and every cache it names exists in the snapshot's slabinfo with that
 object size; then the simulator's kmalloc/kfree/ksize, kmalloc_large and kmalloc(0)."""
 
@@ -29,7 +29,7 @@ from kmmlib.slab.kmalloc import (
 from kmmlib.slab.slub import Slub, make_zone
 
 ROOT = Path(__file__).resolve().parent.parent
-SEEN = Path(__file__).parent / "data" / "kmalloc_seen.txt"
+SEEN = Path(__file__).parent.parent / "kmmlib" / "data" / "kmalloc_seen.txt"
 SNAP = {r.name: r for r in parse_slabinfo(
     (ROOT / "kmmlib" / "data" / "snapshot" / "slabinfo").read_text())}
 

@@ -24,7 +24,7 @@ from kmmlib.slab.slub import Slub, make_zone
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT = ROOT / "kmmlib" / "data" / "snapshot"
-SEEN = Path(__file__).parent / "data" / "kmalloc_seen.txt"
+SEEN = Path(__file__).parent.parent / "kmmlib" / "data" / "kmalloc_seen.txt"
 VMALLOCINFO_LINE = re.compile(
     r"^0x[0-9a-f]{16}-0x[0-9a-f]{16} +(\d+) (\S+)( pages=(\d+))? vmalloc( vpages)?"
     r"( N0=(\d+))?$")
