@@ -187,3 +187,28 @@ def test_stepper_cannot_be_sent_outside_its_script():
     assert st.model.render().startswith("frames  [...#]")
     with pytest.raises(BadRequest, match="outside 0..2"):
         st.goto(5)
+
+
+def test_exit_statuses_are_as_the_readme_says(tmp_path, capsys):
+    """0 done, 1 a value differs (watermarks, slub, proc --check), 0 for available and
+    overcommit whatever they compare, 2 bad input — the README's exit-status paragraph."""
+    import shutil
+
+    from kmmlib.procfs.source import SNAPSHOT_DIR
+
+    readme = (ROOT / "README.md").read_text()
+    assert "Exit status: 0 when the command did what it was asked; 2 for bad input" in readme
+    shutil.copytree(SNAPSHOT_DIR, tmp_path / "d")
+    zoneinfo = (tmp_path / "d" / "zoneinfo").read_text()
+    (tmp_path / "d" / "zoneinfo").write_text(re.sub(r"(\n +min +)(\d+)", r"\g<1>1\2", zoneinfo,
+                                                    count=1))
+    meminfo = (tmp_path / "d" / "meminfo").read_text()
+    (tmp_path / "d" / "meminfo").write_text(re.sub(r"CommitLimit: +\d+", "CommitLimit: 1",
+                                                   meminfo))
+    d = str(tmp_path / "d")
+    assert main(["watermarks", "--from", str(SNAPSHOT_DIR)]) == 0
+    assert main(["watermarks", "--from", d]) == 1
+    assert main(["proc", "buddyinfo", "--check", "--from", d]) == 0
+    assert main(["available", "--from", d]) == 0 and main(["overcommit", "--from", d]) == 0
+    assert "DIFFERENT" in capsys.readouterr().out
+    assert main(["free", "--from", str(tmp_path / "nope")]) == 2
