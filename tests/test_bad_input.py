@@ -212,3 +212,11 @@ def test_exit_statuses_are_as_the_readme_says(tmp_path, capsys):
     assert main(["available", "--from", d]) == 0 and main(["overcommit", "--from", d]) == 0
     assert "DIFFERENT" in capsys.readouterr().out
     assert main(["free", "--from", str(tmp_path / "nope")]) == 2
+
+
+def test_a_trace_with_no_kmem_events_says_so(tmp_path, capsys):
+    trace = tmp_path / "t.txt"
+    trace.write_text("hello\n  bash-1 [000] ..... 1.0: sched_switch: prev_comm=bash\n")
+    assert main(["replay", str(trace), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "holds no kmem events (2 lines read)" in err and "kmmlib.trace.capture" in err

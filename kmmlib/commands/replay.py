@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from kmmlib.errors import BadRequest
 
@@ -59,4 +60,8 @@ def run(args: argparse.Namespace) -> int:
                           "speed": rp.speed()}, indent=2))
         return 0
     print(rp.summary(slabinfo=args.slabinfo))
+    if rp.stats.nr_events == sum(rp.stats.unknown.values()):
+        print(f"note: {path} holds no kmem events ({rp.stats.lines} lines read); to capture "
+              "some: sudo .venv/bin/python -m kmmlib.trace.capture -o my-trace.txt.xz",
+              file=sys.stderr)
     return 0
