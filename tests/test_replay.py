@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -312,14 +313,17 @@ def test_kmm_replay_json_counts_equal_the_parse(capsys):
     assert out["speed"]["events"] == 60000 and out["speed"]["realtime_factor"] > 0
 
 
-def test_kmm_replay_text_and_progress_bar(capsys):
+def test_kmm_replay_text_and_progress_bar(capsys, monkeypatch):
     assert main(["replay", str(bundled_trace()), "--slabinfo", "3"]) == 0
     cap = capsys.readouterr()
     assert "events as parsed:" in cap.out and "mm_page_alloc_extfrag" in cap.out
     assert "Node 0, zone   Normal" in cap.out
     assert "where the simulator and the kernel disagree" in cap.out
     assert cap.out.count(" : tunables ") == 3
-    assert "kmm replay" in cap.err                     # tqdm's bar, on stderr
+    assert "kmm replay" not in cap.err                 # stderr is no terminal here: no bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["replay", str(bundled_trace()), "--slabinfo", "0"]) == 0
+    assert "kmm replay" in capsys.readouterr().err     # tqdm's bar, on a terminal's stderr
 
 
 def test_kmm_replay_other_machines_and_bad_input(capsys, tmp_path, snapshot_dir):

@@ -1035,7 +1035,8 @@ def replay(path, machine: str = "x86_64-snapshot", *, source=None,
 
 
 def tqdm_progress(total: int | Callable[[], int | None] | None = None, desc: str = "replay"):
-    """A progress callback drawing a tqdm bar on stderr; call ``.close()`` when done.
+    """A progress callback drawing a tqdm bar on stderr when stderr is a terminal (redirected
+    to a file or a pipe, a bar would only fill it with redraws); call ``.close()`` when done.
     ``total`` may be a function, asked until it knows (a trace's header gives its event count
     only once the first lines are read)."""
     import sys
@@ -1043,7 +1044,8 @@ def tqdm_progress(total: int | Callable[[], int | None] | None = None, desc: str
     from tqdm import tqdm
 
     bar = tqdm(total=None if callable(total) else total, unit="ev", unit_scale=True,
-               desc=desc, file=sys.stderr, mininterval=0.2, leave=False)
+               desc=desc, file=sys.stderr, mininterval=0.2, leave=False,
+               disable=not sys.stderr.isatty())
     done = [0]
 
     def update(n: int) -> None:
