@@ -210,6 +210,27 @@ def test_kmm_watermarks_totalreserve_leaves_the_boost_out(tmp_path):
     assert boosted["totalreserve_pages"] == plain["totalreserve_pages"]
 
 
+def test_kmm_watermarks_table_fits_80_columns(tmp_path, capsys):
+    """The protection arrays are wider than the numbers: they get lines of their own, and a
+    difference shows both arrays, one under the other."""
+    from kmmlib.cli import main
+    from kmmlib.procfs.source import SNAPSHOT_DIR
+
+    assert main(["watermarks", "--from", str(SNAPSHOT_DIR)]) == 0
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 80
+    assert "protection (0, 3019, 3659, 3659, 3659), the kernel's too  ✔" in out
+    shutil.copytree(SNAPSHOT_DIR, tmp_path / "d")
+    zi = tmp_path / "d" / "zoneinfo"
+    zi.write_text(zi.read_text().replace("(0, 3019, 3659, 3659, 3659)",
+                                         "(0, 3019, 3659, 3659, 3600)", 1))
+    assert main(["watermarks", "--from", str(tmp_path / "d")]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.endswith("computed  ✘"))
+    assert lines[i].split("protection ")[1].startswith("(0, 3019, 3659, 3659, 3659)")
+    assert lines[i + 1].strip() == "(0, 3019, 3659, 3659, 3600) kernel"
+
+
 def test_min_free_kbytes_origin_names_the_rule_that_gave_it(tmp_path):
     """int_sqrt(lowmem_kbytes * 16), where lowmem is nr_free_buffer_pages(): every managed page
     of DMA..Normal at boot (the marks are 0), the pages above the high marks when the rule runs

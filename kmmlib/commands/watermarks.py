@@ -149,8 +149,10 @@ def render(result: dict) -> str:
         f"{result['totalreserve_pages']} (computed)",
         "",
     ]
-    wc = max([8] + [len(_fmt(z["computed"][v])) for z in zones for v in _VALUES])
-    wk = max([6] + [len(_fmt(z["kernel"][v])) for z in zones for v in _VALUES])
+    # The columns fit the numbers; the protection arrays, wider, get lines of their own.
+    scalars = [v for v in _VALUES if v != "protection"]
+    wc = max([8] + [len(_fmt(z["computed"][v])) for z in zones for v in scalars])
+    wk = max([6] + [len(_fmt(z["kernel"][v])) for z in zones for v in scalars])
     lines.append(f"{'zone':<10}{'managed':>9}  {'':<11}{'computed':>{wc}}  {'kernel':>{wk}}")
     good = total = 0
     for z in zones:
@@ -162,7 +164,14 @@ def render(result: dict) -> str:
                 total += 1
                 good += c == k
             head = f"{label:<10}{z['managed']:>9}  " if i == 0 else " " * 21
-            lines.append(f"{head}{v:<11}{_fmt(c):>{wc}}  {_fmt(k):>{wk}}  {mark}")
+            if v != "protection":
+                lines.append(f"{head}{v:<11}{_fmt(c):>{wc}}  {_fmt(k):>{wk}}  {mark}")
+            elif k is None or c == k:
+                same = "" if k is None else ", the kernel's too"
+                lines.append(f"{head}{v:<11}{_fmt(c)}{same}  {mark}")
+            else:
+                lines.append(f"{head}{v:<11}{_fmt(c)} computed  {mark}")
+                lines.append(f"{' ' * 32}{_fmt(k)} kernel")
     lines.append("")
     lines.append(f"{good} of {total} values equal the kernel's, in {len(zones)} zone"
                  f"{'s' if len(zones) != 1 else ''}" + ("" if good == total else " ✘"))
