@@ -49,10 +49,15 @@ def test_commit_limit_equals_this_machines():
         overcommit_kbytes=sysctls["overcommit_kbytes"]) == mi["CommitLimit"]
 
 
-def test_sysctls_fall_back_to_the_defaults_with_a_note():
+def test_sysctls_fall_back_to_the_defaults_with_a_note(tmp_path):
     values, notes = read_overcommit_sysctls(snapshot())
     assert values == {"overcommit_memory": 0, "overcommit_ratio": 50, "overcommit_kbytes": 0}
-    assert len(notes) == 3 and "default" in notes[0]
+    assert len(notes) == 3 and all("not found; using the kernel's default" in n for n in notes)
+    (tmp_path / "overcommit_ratio").write_text("lots\n")
+    (tmp_path / "overcommit_memory").write_text("2\n")
+    values, notes = read_overcommit_sysctls(ProcSource(tmp_path))
+    assert values["overcommit_memory"] == 2 and values["overcommit_ratio"] == 50
+    assert any("overcommit_ratio: not a number; using" in n for n in notes)
 
 
 def test_commit_limit_formula():

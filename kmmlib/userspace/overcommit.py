@@ -98,9 +98,12 @@ def read_overcommit_sysctls(source) -> tuple[dict[str, int], list[str]]:
         path = source.path(name)
         try:
             values[name] = int(path.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
+        except (OSError, ValueError, IndexError) as err:
+            why = ("not found" if isinstance(err, FileNotFoundError) else
+                   "permission denied" if isinstance(err, PermissionError) else
+                   "unreadable" if isinstance(err, OSError) else "not a number")
             values[name] = default
-            notes.append(f"{path}: not readable; using the kernel's default {name} = {default}")
+            notes.append(f"{path}: {why}; using the kernel's default {name} = {default}")
     return values, notes
 
 
