@@ -277,3 +277,13 @@ def test_sections_were_1_gib_until_5_12_which_moves_memstart_with_64k_pages():
     assert (old["PHYS_OFFSET"], new["PHYS_OFFSET"]) == (0x4000_0000, 0x6000_0000)
     four_k = layout("arm64", kernel="5.12", page_size="4K", dram_start=0x6000_0000).symbols
     assert four_k["SECTION_SIZE_BITS"] == 27 and four_k["PHYS_OFFSET"] == 0x4000_0000  # PUD
+
+
+def test_since_6_9_the_fixmap_is_its_size_and_the_rest_of_the_window_a_guard():
+    """6.9+: FIXADDR_TOP = -8 MB and the fixmap is FIXADDR_SIZE below it; vmalloc ends below
+    the vmemmap now, so from PCI_IO_END to FIXADDR_START nothing is mapped."""
+    lay = layout("arm64", kernel="6.12")
+    fix = [r for r in lay.main_regions if r.kind == "fixmap"]
+    assert len(fix) == 1 and fix[0].size == lay.symbols["FIXADDR_SIZE"]
+    assert fix[0].end == lay.symbols["FIXADDR_TOP"] == (1 << 64) - (8 << 20)
+    assert lay.region_at(lay.symbols["PCI_IO_END"]).kind == "guard"

@@ -114,3 +114,27 @@ def test_ram_overlay_uses_the_pc_hole():
     lay = layout("x86_64", ram=8 << 30)        # 3 GiB below the hole, 5 GiB above 4 GiB
     ram = lay.region("ram")
     assert ram.start == 0xFFFF888000000000 and ram.size == 9 << 30
+
+
+@pytest.mark.parametrize("levels", [4, 5])
+def test_the_fixmap_ends_at_fixaddr_top(levels):
+    """asm/fixmap.h: FIXADDR_TOP = round_up(VSYSCALL_ADDR + PAGE_SIZE, 1 << PMD_SHIFT) -
+    PAGE_SIZE = 0xffffffffff7ff000, and fix_to_virt(VSYSCALL_PAGE = 511) is the vsyscall
+    page: slots 0..510 lie above it, nothing from FIXADDR_TOP up to -2 MB."""
+    lay = layout("x86_64", levels=levels)
+    top = ((0xffffffffff600000 + 4096 + (1 << 21) - 1) & ~((1 << 21) - 1)) - 4096
+    assert lay.symbols["FIXADDR_TOP"] == top == 0xffffffffff7ff000
+    assert top - 511 * 4096 == 0xffffffffff600000                  # the vsyscall slot
+    assert lay.region_at(top - 4096).kind == "fixmap"
+    assert lay.region_at(top).kind == lay.region_at(0xffffffffff900000).kind == "hole"
+
+
+def test_plain_sizes_are_not_rounded_by_a_third():
+    """mm.rst writes the module space as 1520 MB; a whole-GB rounding said ~1GB."""
+    from kmmlib.layout.common import human_size
+
+    assert human_size(1520 << 20, finer=True) == "1520MB"
+    assert human_size(3 << 30, finer=True) == "3GB"
+    assert human_size((3968 << 40), finer=True) == "3968TB"
+    assert human_size(3968 << 40) == "~4PB"                        # memory.rst's own rounding
+    assert "1520MB  module mapping space" in layout("x86_64").table()

@@ -413,7 +413,10 @@ def _regions(S: dict, era: Era, va_bits: int, kasan: bool) -> list[Region]:
         add(vstart, S["VMEMMAP_END"], "vmemmap", "vmemmap")
         add(S["VMEMMAP_END"], S["PCI_IO_START"], "[guard region]", "guard")
         add(S["PCI_IO_START"], S["PCI_IO_END"], "PCI I/O space", "pci_io")
-        add(S["PCI_IO_END"], S["FIXADDR_TOP"], "fixed mappings (top down)", "fixmap",
+        # vmalloc no longer ends below this window (it stops below vmemmap), so the space
+        # between PCI I/O and the fixmap's real start belongs to nobody.
+        add(S["PCI_IO_END"], S["FIXADDR_START"], "[guard region]", "guard")
+        add(S["FIXADDR_START"], S["FIXADDR_TOP"], "fixed mappings (top down)", "fixmap",
             note=f"FIXADDR_START = FIXADDR_TOP - {S['FIXADDR_SIZE'] >> 10} KB in this config")
         add(S["FIXADDR_TOP"], U64, "[guard region]", "guard")
     return R

@@ -191,9 +191,9 @@ class Layout:
         for r in rows:
             s, e = f"{r.start:0{w}x}", f"{r.last:0{w}x}"
             if r.overlay:
-                lines.append(f"[{s} {e}]{human_size(r.size):>9}  [{r.name}]")
+                lines.append(f"[{s} {e}]{human_size(r.size, finer=True):>9}  [{r.name}]")
             else:
-                lines.append(f" {s} {e} {human_size(r.size):>9}  {r.name}")
+                lines.append(f" {s} {e} {human_size(r.size, finer=True):>9}  {r.name}")
         return "\n".join(lines)
 
     def doc_table(self) -> str:
@@ -201,17 +201,27 @@ class Layout:
         return self.doc_formatter(self) if self.doc_formatter else self.table()
 
 
-def human_size(n: int) -> str:
+def human_size(n: int, finer: bool = False) -> str:
     """Bytes in the largest binary unit that is at least 1, rounded: 2GB, 124TB, ~4PB.
     A ``~`` marks sizes more than 1% away from the number printed (the convention of
-    Documentation/arch/arm64/memory.rst since 5.11)."""
-    for unit, size in (("EB", 1 << 60), ("PB", PiB), ("TB", TiB), ("GB", GiB), ("MB", MiB),
-                       ("KB", KiB)):
+    Documentation/arch/arm64/memory.rst since 5.11, whose tables print 3968TB as ~4PB).
+    With ``finer`` (the plain tables), a size that whole units would round by more than that
+    is given in the next unit down when it fits in four digits there, as x86_64's mm.rst
+    writes 1520 MB rather than ~1GB."""
+    units = (("EB", 1 << 60), ("PB", PiB), ("TB", TiB), ("GB", GiB), ("MB", MiB), ("KB", KiB))
+    for i, (unit, size) in enumerate(units):
         if n >= size:
             value = n / size
             r = round(value)
-            approx = abs(value - r) / value > 0.01
-            return f"{'~' if approx else ''}{r}{unit}"
+            if abs(value - r) / value <= 0.01:
+                return f"{r}{unit}"
+            if finer and i + 1 < len(units):
+                small, small_size = units[i + 1]
+                finer = n / small_size
+                if round(finer) < 10000:
+                    approx = abs(finer - round(finer)) / finer > 0.01
+                    return f"{'~' if approx else ''}{round(finer)}{small}"
+            return f"~{r}{unit}"
     return f"{n}B"
 
 

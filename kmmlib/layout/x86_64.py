@@ -97,6 +97,7 @@ def x86_64_layout(levels: int = 4, *, ram: int | None = None, kaslr: bool = Fals
     S["ESPFIX_END"] = S["ESPFIX_BASE_ADDR"] + (1 << 39)
     direct = c["direct_window"]
     S["vmemmap"] = S["VMEMMAP_START"]                     # pfn_to_page(pfn) = vmemmap + pfn
+    S["FIXADDR_TOP"] = -(-(VSYSCALL_ADDR + SZ_4K) // SZ_2M) * SZ_2M - SZ_4K
     vmemmap_size = (direct >> 12) * 64
 
     R: list[Region] = []
@@ -137,8 +138,12 @@ def x86_64_layout(levels: int = 4, *, ram: int | None = None, kaslr: bool = Fals
     add(MODULES_END, VSYSCALL_ADDR, "kernel-internal fixmap range, variable size and offset",
         "fixmap", note="FIXADDR_START varies with the config (mm.rst: ~-11 MB)")
     add(VSYSCALL_ADDR, VSYSCALL_ADDR + SZ_4K, "legacy vsyscall ABI", "vsyscall")
-    add(VSYSCALL_ADDR + SZ_4K, neg(SZ_2M), "fixmap above the vsyscall page, up to FIXADDR_TOP",
-        "fixmap", doc=False)
+    # asm/fixmap.h: FIXADDR_TOP = round_up(VSYSCALL_ADDR + PAGE_SIZE, PMD_SIZE) - PAGE_SIZE, and
+    # the fixmap grows down from it: the vsyscall page is its slot 511 (VSYSCALL_PAGE), slots
+    # 0..510 lie above it, the rest below. Nothing is mapped from FIXADDR_TOP up to -2 MB.
+    add(VSYSCALL_ADDR + SZ_4K, S["FIXADDR_TOP"], "fixmap above the vsyscall page (slots 0..510), "
+        "up to FIXADDR_TOP", "fixmap", doc=False)
+    add(S["FIXADDR_TOP"], neg(SZ_2M), hole, "hole", doc=False)
     add(neg(SZ_2M), U64, hole, "hole")
     notes = []
     if ram is not None:
