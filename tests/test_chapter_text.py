@@ -225,3 +225,28 @@ def test_09_every_drain_is_kdamonds_batch_free_overflowing(bundled_replay):
         assert records[j][0] == 2 and records[j][3] == rec[3], (rec, records[j])
     assert drains == 1316 and bundled_replay.traced_drained == 8517
     assert sum(z.drained_pages for z in bundled_replay.zones) == 0
+
+
+def test_09_ftrace_event_field_objects_are_damons(bundled_replay):
+    """SLUB merged DAMON's 56-byte damon_region cache into the older ftrace_event_field: every
+    allocation the trace names ftrace_event_field comes from damon_* code, run by kdamond."""
+    import lzma
+
+    from kmmlib.trace.replay import default_trace
+
+    assert "They are DAMON's 56-byte `damon_region`s, which SLUB merged into the older 56-byte " \
+           "cache" in prose("09_trace_replay.ipynb")
+    with lzma.open(default_trace(), "rt") as f:
+        lines = [ln for ln in f if "kmem_cache_alloc:" in ln and "name=ftrace_event_field" in ln]
+    assert len(lines) == bundled_replay.slab.allocs_by_cache["ftrace_event_field"] > 1000
+    assert all(" call_site=damon_" in ln and ln.split()[0].startswith("kdamond") for ln in lines)
+    assert all(" bytes_req=56 " in ln for ln in lines)
+
+
+def test_09_holds_are_within_a_fifth_of_the_kernels(bundled_replay):
+    takes = bundled_replay.report()["pages"]["buddy_takes"]
+    assert "the simulator's counts of blocks and of holds are within a fifth of the kernel's" \
+        in prose("09_trace_replay.ipynb")
+    for what in ("", "_lock_trips"):
+        sim, kernel = takes["simulator" + what], takes["kernel" + what]
+        assert abs(sim - kernel) <= kernel / 5, what

@@ -460,3 +460,39 @@ def test_a_whole_block_claim_is_not_a_traced_buddy_take():
     assert z.rmqueue(0, MIGRATE_UNMOVABLE, 0, 0) is not None
     assert z.fallbacks == 1 and pcp.count > 1
     assert z.buddy_takes == z.refill_takes == pcp.count + 1 - 1
+
+
+def test_zone_lock_holds_are_counted_on_both_sides():
+    """A run of mm_page_alloc_zone_locked on one CPU before its mm_page_alloc is one
+    zone->lock hold (rmqueue_bulk() or rmqueue_buddy()); counted here straight from the
+    records, it is the report's figure. Without per-cpu lists the simulator takes the lock for
+    every allocation."""
+    records, _ = read_trace(bundled_trace())
+    holds, open_ = 0, set()
+    for r in records:
+        if r[0] == 3 and r[2] not in open_:
+            holds += 1
+            open_.add(r[2])
+        elif r[0] == 0:
+            open_.discard(r[2])
+    rp = Replay().run(bundled_trace())
+    takes = rp.report()["pages"]["buddy_takes"]
+    assert takes["kernel_lock_trips"] == holds == 65
+    assert takes["kernel_lock_trips"] < takes["kernel"] / 50          # batches, not blocks
+    assert 0 < takes["simulator_lock_trips"] < takes["simulator"] / 50
+    no_pcp = Replay(pcp=False, slab=False).run(bundled_trace()).report()["pages"]
+    assert no_pcp["buddy_takes"]["simulator_lock_trips"] == no_pcp["allocs"]
+
+
+def test_a_bins_samples_are_taken_at_its_end():
+    """Timeline.t is where each bin starts; nr_free and in_use are the state after the bin's
+    last event, so they belong at t + bin (Timeline.ends(), where the figures plot them)."""
+    records, _ = read_trace(bundled_trace())
+    rp = Replay(slab=False).run(bundled_trace())
+    tl = rp.timeline
+    first = records[0][1]
+    part = Replay(slab=False)
+    part.feed([r for r in records if r[1] < first + tl.bin])     # the first bin's events only
+    assert tl.in_use[0] == part.in_use
+    assert tl.nr_free["Normal"][0] == part.zones[2].nr_free()
+    assert tl.ends()[0] == tl.t[0] + tl.bin == tl.bin

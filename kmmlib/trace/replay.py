@@ -209,6 +209,7 @@ class ReplayZone(Zone):
     def __init__(self, *args, **kwargs):
         self.buddy_takes = 0            # every block __rmqueue_smallest() hands out
         self.refill_takes = 0           # … of orders and types the per-cpu lists serve
+        self.lock_trips = 0             # zone->lock taken to allocate: a refill, or one block
         self.drained_pages = 0
         self.fallback_tries = 0
         self.fallbacks = 0
@@ -226,6 +227,14 @@ class ReplayZone(Zone):
                     and mt < MIGRATE_PCPTYPES:
                 self.refill_takes += 1
         return pfn
+
+    def _rmqueue_bulk(self, order, count, lst, mt, alloc_flags) -> int:
+        self.lock_trips += 1            # rmqueue_bulk(): one lock hold for the whole batch
+        return Zone._rmqueue_bulk(self, order, count, lst, mt, alloc_flags)
+
+    def _rmqueue_buddy(self, order: int, mt: int, alloc_flags: int) -> int:
+        self.lock_trips += 1            # rmqueue_buddy(): one lock hold for one block
+        return Zone._rmqueue_buddy(self, order, mt, alloc_flags)
 
     def _rmqueue_fallback(self, order: int, mt: int, alloc_flags: int) -> int:
         self.fallback_tries += 1
@@ -305,6 +314,11 @@ class Timeline:
     in_use: list[int] = field(default_factory=list)
     slab_pages: list[int] = field(default_factory=list)
 
+    def ends(self) -> list[float]:
+        """When each bin's samples (``nr_free``, ``in_use``, ``slab_pages``) were taken: the
+        bin's end, after its last event (``t`` is its start, where its allocations begin)."""
+        return [round(t + self.bin, 9) for t in self.t]
+
     def alloc_rate(self, by: str = "order") -> dict[int, list[int]]:
         """Allocations per bin, by ``order`` or by ``migratetype``."""
         keys = range(NR_ORDERS) if by == "order" else range(_NT)
@@ -354,6 +368,11 @@ class Replay:
         self.by_order = [0] * NR_ORDERS
         self.by_mt = [0] * _NT
         self.traced_takes = [0, 0]                  # zone_locked by percpu_refill=0 and =1
+        # zone->lock holds seen in the trace: a run of mm_page_alloc_zone_locked on one CPU
+        # before its mm_page_alloc is one rmqueue_bulk() or rmqueue_buddy() (no other event
+        # can fire on that CPU while it holds the lock with interrupts off).
+        self.traced_lock_trips = 0
+        self._in_lock: set[int] = set()
         self.traced_drained = 0
         self.extfrag: list[dict] = []
         self.in_use = 0
@@ -433,6 +452,8 @@ class Replay:
         tasks = self.tasks
         tasks_get = tasks.get
         traced_takes = self.traced_takes
+        in_lock = self._in_lock
+        lock_trips = 0
         frees = 0
         in_use = self.in_use
         peak = self.peak[0]
@@ -545,6 +566,7 @@ class Replay:
                     slab.peak_live = (peak_objs, live_bytes)
             elif code == 0:                                 # mm_page_alloc
                 _, ts, cpu, task, pfn, order, mt, gfp = rec
+                in_lock.discard(cpu)                        # its zone->lock hold, if any, ended
                 mask, highest, gmt, alloc_flags, pref = gfp_get(gfp) or gfp_info(gfp)
                 if pfn < 0:
                     c["traced_failed"] += 1
@@ -607,6 +629,9 @@ class Replay:
                 frees += 1
             elif code == 3:                                 # mm_page_alloc_zone_locked
                 traced_takes[rec[7]] += 1
+                if rec[2] not in in_lock:                   # the first block of a lock hold
+                    in_lock.add(rec[2])
+                    lock_trips += 1
             elif code == 2:                                 # mm_page_free_batched
                 pass                                        # counted by the parser
             elif code == 4:                                 # mm_page_pcpu_drain
@@ -620,6 +645,7 @@ class Replay:
                                      "change_ownership": own})
         self.in_use = in_use
         self._bin_row = row
+        self.traced_lock_trips += lock_trips
         c["frees"] += frees
         if slab is not None:
             slab.live_bytes = live_bytes
@@ -700,13 +726,17 @@ class Replay:
                    f"{self._fallbacks()})" if self._fallback_tries() else ""))
         sim_takes = sum(z.buddy_takes for z in self.zones)
         sim_refill = sum(z.refill_takes for z in self.zones)
+        sim_trips = sum(z.lock_trips for z in self.zones)
         tr = sum(self.traced_takes)
         if tr or sim_takes:
             out.append(
                 f"buddy takes (mm_page_alloc_zone_locked): kernel {tr} ({self.traced_takes[1]} "
-                f"with percpu_refill=1), simulator {sim_takes} ({sim_refill}) — each CPU's "
-                "per-cpu lists start empty here and were warm in the kernel, and the "
-                "kernel's pcp->high moves with vmstat's decay and other CPUs' drains")
+                f"with percpu_refill=1) in {self.traced_lock_trips} zone->lock holds, "
+                f"simulator {sim_takes} ({sim_refill}) in {sim_trips} — each CPU's per-cpu "
+                "lists start empty here and were warm in the kernel, the kernel's lists also "
+                f"got back the {self.c['pretrace_free_pages']} pages freed in the trace that "
+                "were allocated before it (the simulator never had them), and the kernel's "
+                "pcp->high moves with vmstat's decay and other CPUs' drains")
         sim_drained = sum(z.drained_pages for z in self.zones)
         if self.traced_drained or sim_drained:
             out.append(
@@ -770,8 +800,10 @@ class Replay:
             "migratetype_mismatch": c["migratetype_mismatch"], "same_pfn": c["same_pfn"],
             "buddy_takes": {"kernel": sum(self.traced_takes),
                             "kernel_percpu_refill": self.traced_takes[1],
+                            "kernel_lock_trips": self.traced_lock_trips,
                             "simulator": sum(z.buddy_takes for z in self.zones),
-                            "simulator_percpu_refill": sum(z.refill_takes for z in self.zones)},
+                            "simulator_percpu_refill": sum(z.refill_takes for z in self.zones),
+                            "simulator_lock_trips": sum(z.lock_trips for z in self.zones)},
             "pcp_drained_pages": {"kernel": self.traced_drained,
                                   "simulator": sum(z.drained_pages for z in self.zones)},
             "fallbacks": {"kernel": len(self.extfrag), "kernel_events": list(self.extfrag),
@@ -900,6 +932,8 @@ class SlabReplay:
         self.live_bytes = 0
         self.peak_live = (0, 0)                         # (objects, bytes)
         self.size_mismatch: Counter[tuple] = Counter()
+        # caches made with the traced slot as their object size: name → (bytes_req, bytes_alloc)
+        self.resized: dict[str, tuple[int, int]] = {}
         self._mask: dict[str, int] = {}
         from kmmlib.slab import kmalloc as K
         self._max_cache = K.KMALLOC_MAX_CACHE_SIZE
@@ -933,6 +967,7 @@ class SlabReplay:
                 # object: the slot is what matters here, so make the object that size.
                 choice = (alloc, 0, 0)
                 self.c["caches_resized"] += 1
+                self.resized[name] = (req, alloc)
             try:
                 s = self.slub.kmem_cache_create(name, *choice)
             except KmmError:
@@ -988,6 +1023,11 @@ class SlabReplay:
             top = ", ".join(f"{n} {k}" for k, n in self.pretrace_by_cache.most_common(3))
             out.append(f"{c['pretrace_frees']} slab frees of objects allocated before the trace "
                        f"began ({top}): counted apart")
+        if self.resized:
+            which = ", ".join(f"{n} {r}→{a}" for n, (r, a) in list(self.resized.items())[:3])
+            out.append(f"{len(self.resized)} caches ({which}) were created with the traced slot "
+                       "as their object size: their free pointer lies outside the object (a "
+                       "constructor, or SLAB_TYPESAFE_BY_RCU), which the trace does not say")
         if self.size_mismatch:
             bad = ", ".join(f"{k[0]} {k[1]} vs {k[2]}" for k in list(self.size_mismatch)[:3])
             out.append(f"{sum(self.size_mismatch.values())} slab allocations got another slot "

@@ -72,7 +72,7 @@ def plot_free_area(replay, zone: str = "Normal", ax=None, *, title: str | None =
     for o in range(orders):
         ys = [row[o] << o for row in hist]
         if any(ys):
-            ax.plot(tl.t, ys, color=_order_color(o, orders - 1), label=f"order {o}",
+            ax.plot(tl.ends(), ys, color=_order_color(o, orders - 1), label=f"order {o}",
                     linewidth=1.2)
     ax.set_yscale("symlog", linthresh=16)
     ax.set_xlabel("seconds since the first event")
@@ -87,9 +87,10 @@ def plot_in_use(replay, ax=None, *, title: str | None = None):
     tl = replay.timeline
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 2.6))
-    ax.plot(tl.t, tl.in_use, color=KERNEL, label="pages allocated in the trace, not yet freed")
+    ax.plot(tl.ends(), tl.in_use, color=KERNEL,
+            label="pages allocated in the trace, not yet freed")
     if any(tl.slab_pages):
-        ax.plot(tl.t, tl.slab_pages, color=SIMULATOR,
+        ax.plot(tl.ends(), tl.slab_pages, color=SIMULATOR,
                 label="pages of the simulated slab caches")
     ax.set_xlabel("seconds since the first event")
     ax.set_ylabel("pages")
