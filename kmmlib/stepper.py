@@ -10,8 +10,11 @@ plain Python and deterministic; it has
 The stepper keeps the list of operations and a position in it. ``step()`` applies the next one
 and records the events it caused; ``back()`` returns to the state before the last step by
 rebuilding the model from a checkpoint and replaying (deterministic models make that exact);
-``do(op)`` applies a new operation, dropping any steps that were undone. Because a notebook can
-print :meth:`state_text` in an ordinary cell, nbval checks exactly what the widget shows.
+``do(op)`` applies a new operation now, where the learner is: the script's steps not taken yet
+stay after it (a compaction in the middle of a workload, then the workload goes on), the
+learner's own steps that were undone are forgotten, and ``reset()`` goes back to the script
+alone. Because a notebook can print :meth:`state_text` in an ordinary cell, nbval checks
+exactly what the widget shows.
 """
 
 from __future__ import annotations
@@ -62,14 +65,37 @@ class Stepper:
     def __init__(self, make_model: Callable[[], Model], ops: Sequence[Any] = (),
                  *, checkpoint_every: int = 32, describe: Callable[[Any], str] = describe_op):
         self.make_model = make_model
-        self.ops: list[Any] = list(ops)
+        self.ops = ops
         self.checkpoint_every = checkpoint_every
         self.describe = describe
         self.reset()
 
+    @property
+    def ops(self) -> list[Any]:
+        """The operations, in order: the script, with the learner's own ops where they were
+        done (a list a widget may extend: ops appended to it count as the learner's)."""
+        return self._ops
+
+    @ops.setter
+    def ops(self, ops: Sequence[Any]) -> None:
+        """A new script (the learner's ops are gone with the old one)."""
+        self._ops = list(ops)
+        self._learners = [False] * len(self._ops)
+
+    def _mine(self) -> list[bool]:
+        """Which ops are the learner's (anything appended to ``ops`` by hand is)."""
+        missing = len(self._ops) - len(self._learners)
+        if missing > 0:
+            self._learners += [True] * missing
+        return self._learners
+
     # -- moving -------------------------------------------------------------------------
     def reset(self) -> None:
-        """Back to the model's initial state, keeping the script of ops."""
+        """Back to the model's initial state, and to the script alone (the learner's own ops
+        are dropped)."""
+        mine = self._mine()
+        self._ops[:] = [op for op, m in zip(self._ops, mine, strict=True) if not m]
+        self._learners = [False] * len(self._ops)
         self.model = self.make_model()
         self.history: list[Step] = []
         self._checkpoints: dict[int, Model] = {0: copy.deepcopy(self.model)}
@@ -90,9 +116,14 @@ class Stepper:
         return self._apply(self.ops[self.pos])
 
     def do(self, op: Any) -> Step:
-        """Apply a new op now (a widget button). Steps that were undone are forgotten."""
-        del self.ops[self.pos:]
-        self.ops.append(op)
+        """Apply a new op now (a widget button), before the script's steps not taken yet. The
+        learner's own steps that were undone are forgotten."""
+        pos, mine = self.pos, self._mine()
+        rest = [(o, m) for o, m in zip(self._ops[pos:], mine[pos:], strict=True) if not m]
+        self._ops[pos:] = [op] + [o for o, _ in rest]
+        self._learners[pos:] = [True] + [False] * len(rest)
+        for k in [k for k in self._checkpoints if k > pos]:
+            del self._checkpoints[k]          # states of a future that changed
         return self._apply(op)
 
     def back(self) -> Step | None:

@@ -214,3 +214,22 @@ def test_explorer_widget_shows_the_models_text():
     assert w.stepper.pos == 0 and not w.stepper.model.grouping
     svg = pageblock_svg(w.stepper.model.pageblock_map(), 4)
     assert svg.startswith("<svg") and svg.count("<g>") == 8
+
+
+def test_compacting_mid_workload_lets_the_workload_go_on():
+    """Chapter 07 §8: compact, then +100 requests moves on. The compaction goes in where the
+    learner is, before the requests not run yet; reset brings back the workload alone."""
+    from kmmlib.widgets.fragmentation import PageblockExplorer
+
+    w = PageblockExplorer(nr_pages=4096, steps_per_cycle=4000, cycles=1, columns=4)
+    script = len(w.stepper.ops)
+    for _ in range(10):
+        w.steps_widget.step_button.click()
+    w.compact_button.click()
+    assert w.stepper.pos == 11 and w.stepper.history[-1].op == ("compact",)
+    assert len(w.stepper.ops) == script + 1 and not w.hundred_button.disabled
+    w.hundred_button.click()
+    assert w.stepper.pos == 111
+    assert [s.op[0] for s in w.stepper.history[11:]] == [op[0] for op in w.stepper.ops[11:111]]
+    w.steps_widget.reset_button.click()
+    assert w.stepper.pos == 0 and len(w.stepper.ops) == script

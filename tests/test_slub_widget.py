@@ -36,7 +36,7 @@ def test_buttons_drive_the_model():
     w.free_button.click()                           # free #3 into its full slab
     assert 3 not in model.objects and "partial[0]" in w.text
     w.alloc_button.click()
-    assert w.stepper.ops[-1] == ("alloc", 0) and len(model.objects) == 17
+    assert w.stepper.history[-1].op == ("alloc", 0) and len(model.objects) == 17
     w.shrink_button.click()
     assert "kmem_cache_shrink" in w.text
     w.back_button.click()                           # undo the shrink

@@ -84,13 +84,33 @@ def test_back_undoes_one_step_and_history_is_kept():
     assert st.back() is None and st.model.items == []
 
 
-def test_do_forgets_undone_steps():
+def test_do_goes_before_the_scripts_next_steps_and_reset_brings_the_script_back():
     st = Stepper(Stack, [("push", 1), ("push", 2), ("push", 3)])
     st.run()
     st.back()
     st.back()
-    st.do(("push", 5))
-    assert st.ops == [("push", 1), ("push", 5)] and st.model.items == [1, 5]
+    st.do(("push", 5))                     # the learner's op, where they are
+    assert st.ops == [("push", 1), ("push", 5), ("push", 2), ("push", 3)]
+    assert st.model.items == [1, 5] and not st.at_end
+    st.run()                               # the script goes on after it
+    assert st.model.items == [1, 5, 2, 3]
+    st.reset()
+    assert st.ops == [("push", 1), ("push", 2), ("push", 3)] and st.model.items == []
+
+
+def test_do_forgets_the_learners_undone_steps():
+    st = Stepper(Stack, [("push", 1)])
+    st.step()
+    st.do(("push", 7))
+    st.do(("push", 8))
+    st.back()
+    st.back()                              # both of the learner's ops undone
+    st.do(("push", 9))
+    assert st.ops == [("push", 1), ("push", 9)] and st.model.items == [1, 9]
+    st.ops.extend([("push", 4)])           # a widget queues more of the learner's steps
+    st.run()
+    st.reset()
+    assert st.ops == [("push", 1)]
 
 
 def test_refused_op_is_recorded_and_state_intact():
