@@ -20,6 +20,8 @@ exactly what the widget shows.
 from __future__ import annotations
 
 import copy
+import gc
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -54,8 +56,12 @@ def describe_op(op: Any) -> str:
 
 
 class Stepper:
-    """Steps ``make_model()`` through ``ops``. Checkpoints every ``checkpoint_every`` steps keep
-    ``back()`` fast on long runs (a deep copy of the model, never more than that many replays).
+    """Steps ``make_model()`` through ``ops``. Checkpoints (deep copies of the model) keep
+    ``back()`` fast on long runs: one is taken once the steps since the last have cost as much
+    time as a copy does, and at most every ``checkpoint_every`` steps. So a back costs about
+    two copies whatever the model, and a long run spends about as long copying as stepping —
+    a big model, copied in tens of milliseconds, is copied every few hundred cheap steps, not
+    every 32.
 
     An op that raises a kmmlib error is recorded as a failed step with its message (the model
     leaves its state intact on bad requests), so a widget shows the kernel-like report instead
@@ -98,7 +104,8 @@ class Stepper:
         self._learners = [False] * len(self._ops)
         self.model = self.make_model()
         self.history: list[Step] = []
-        self._checkpoints: dict[int, Model] = {0: copy.deepcopy(self.model)}
+        self._checkpoints: dict[int, Model] = {}
+        self._checkpoint()
 
     @property
     def pos(self) -> int:
@@ -142,9 +149,16 @@ class Stepper:
                 self.step()
             return
         base = max(k for k in self._checkpoints if k <= n)
+        # The state being left is garbage now, often in reference cycles that hold megabytes
+        # in a few objects (which is what the collector counts): free it at once. It is young
+        # (a recent copy, or stepped into), so the young generations hold it, and collecting
+        # them costs well under a millisecond where a full collection walks the whole kernel.
+        self.model = None
+        gc.collect(1)
         self.model = copy.deepcopy(self._checkpoints[base])
         kept = self.history[:n]
         self.history = self.history[:base]
+        self._since = 0.0
         for k in range(base, n):
             self._apply(self.ops[k], checkpoint=False)
         # The replayed steps are the same as before (deterministic model); keep the originals.
@@ -160,6 +174,7 @@ class Stepper:
     def _apply(self, op: Any, checkpoint: bool = True) -> Step:
         from kmmlib.errors import KmmError
 
+        t = time.perf_counter()
         with Collect(self.model.events) as seen:
             try:
                 result, error = self.model.apply(op), None
@@ -167,9 +182,18 @@ class Stepper:
                 result, error = None, str(err)
         step = Step(op, result, list(seen), error)
         self.history.append(step)
-        if checkpoint and self.pos % self.checkpoint_every == 0:
-            self._checkpoints[self.pos] = copy.deepcopy(self.model)
+        self._since += time.perf_counter() - t
+        if checkpoint and self._since >= self._copy_cost and \
+                self.pos - max(self._checkpoints) >= self.checkpoint_every:
+            self._checkpoint()
         return step
+
+    def _checkpoint(self) -> None:
+        """Keep a copy of the model as it is now, and how long the copy took."""
+        t = time.perf_counter()
+        self._checkpoints[self.pos] = copy.deepcopy(self.model)
+        self._copy_cost = time.perf_counter() - t
+        self._since = 0.0
 
     # -- showing ------------------------------------------------------------------------
     def narration(self) -> str:

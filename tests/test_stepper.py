@@ -145,3 +145,46 @@ def test_event_log_listeners_and_record():
         assert quiet.active
         quiet.emit("y", "inside")
     assert [e.kind for e in got] == ["y"] and not quiet.active
+
+
+class SlowToCopy(Stack):
+    """A model whose copy costs far more than a step (as a whole zone's does)."""
+
+    def __deepcopy__(self, memo):
+        import time
+
+        time.sleep(0.005)
+        new = SlowToCopy()
+        new.items = list(self.items)
+        return new
+
+
+def test_checkpoints_wait_until_the_steps_cost_as_much_as_a_copy():
+    st = Stepper(SlowToCopy, [("push", i) for i in range(200)], checkpoint_every=8)
+    st.run()
+    assert list(st._checkpoints) == [0]           # 200 cheap steps cost less than one copy
+    st.goto(150)
+    assert st.model.items == list(range(150))
+    fast = Stepper(Stack, [("push", i) for i in range(200)], checkpoint_every=8)
+    fast.run()
+    assert len(fast._checkpoints) > 1             # a cheap copy is taken every 8 steps or so
+
+
+def test_going_back_does_not_pile_up_garbage():
+    """Each back replaces the model; the old one's zones (megabytes each, in reference cycles
+    with their allocator) are freed at once, not left for a full collection."""
+    import gc
+
+    from kmmlib.trace.replay import ReplayZone
+    from kmmlib.widgets.trace import trace_widget
+
+    w = trace_widget(n=300)
+    for _ in range(64):
+        w.stepper.step()
+    for _ in range(40):
+        w.stepper.back()
+        w.stepper.step()
+    zones = sum(isinstance(o, ReplayZone) for o in gc.get_objects())
+    # the model's, its checkpoints', the last replaced model's, and as many again in
+    # collections not yet due; 40 replaced models' zones were piling up (16 of them seen)
+    assert zones <= 2 * (len(w.stepper._checkpoints) + 2), zones
