@@ -237,7 +237,8 @@ def test_page_inspector_widget_shows_the_core_text():
     assert "dirty" in w.page_view.value
     w.show_dump.value = True
     assert w.page_text() == w.mm.dump_page(0x1015)
-    w.config.value = "x86_64-distro"
+    w.config.value = "x86_64-distro"                 # the page's own word keeps its layout
+    assert "node=0|zone=2" in w.flags_view.value and "zone=0" not in w.flags_view.value
     w.flags_text.value = "0x17ffffc0000000"
     assert "lastcpupid=0x1fffff" in w.flags_view.value
     w.flags_text.value = "lur"

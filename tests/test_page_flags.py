@@ -134,3 +134,18 @@ def test_the_format_page_flags_docstring_example_is_what_it_prints():
         f"{flags:#x}({shown})"
     assert pf.PG_movable_ops_isolated == pf.PG_isolated == pf.PG_reclaim
     assert pf.FOLIO_MAPPING_KSM == pf.FOLIO_MAPPING_ANON | pf.FOLIO_MAPPING_ANON_KSM == 0x3
+
+
+def test_typed_fields_go_into_the_word_or_are_refused():
+    """Every field the layout gives bits to can be typed (lru_gen, lru_refs on an MGLRU
+    kernel); a field this config has no bits for, or one given twice, is an error, not a
+    value quietly dropped."""
+    distro = pf.FlagsLayout(pf.CONFIGS["x86_64-distro"])
+    word = pf.parse_page_flags("lru|lru_gen=2|lru_refs=1", distro)
+    assert distro.field(word, "lru_gen") == 2 and distro.field(word, "lru_refs") == 1
+    assert "lru_gen    bits 29..27 = 0x2 = 2" in pf.describe_flags(word, distro)
+    plain = pf.FlagsLayout(pf.CONFIGS["x86_64"])
+    with pytest.raises(ParseError, match="no lastcpupid field"):
+        pf.parse_page_flags("lastcpupid=0x5", plain)
+    with pytest.raises(ParseError, match="given twice"):
+        pf.parse_page_flags("zone=1|zone=2", plain)

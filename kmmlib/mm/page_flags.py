@@ -283,11 +283,16 @@ class FlagsLayout:
         return (flags >> self.pgshift[name]) & ((1 << w) - 1) if w else 0
 
     def pack(self, *, zone: int = 0, node: int = 0, section: int = 0, flags: int = 0,
-             lastcpupid: int | None = None) -> int:
+             lastcpupid: int | None = None, **more: int) -> int:
         """A flags word as ``set_page_links()`` builds it, plus low PG_* bits ``flags``.
-        ``lastcpupid`` defaults to all ones, the "-1" that ``page_cpupid_reset_last()`` writes."""
+        ``lastcpupid`` defaults to all ones, the "-1" that ``page_cpupid_reset_last()`` writes;
+        ``more`` sets the other fields (kasantag, lru_gen, lru_refs). A field this config
+        gives no bits is left out, as the kernel keeps it elsewhere or not at all."""
         word = flags & self.pageflags_mask
-        values = {"zone": zone, "node": node, "section": section}
+        unknown = set(more) - set(self.widths)
+        if unknown:
+            raise ParseError(f"unknown page flags field {sorted(unknown)[0]!r}")
+        values = {"zone": zone, "node": node, "section": section, **more}
         if lastcpupid is None:
             lastcpupid = (1 << self.widths["lastcpupid"]) - 1
         values["lastcpupid"] = lastcpupid
@@ -334,6 +339,7 @@ def format_page_flags(flags: int, layout: FlagsLayout = DEFAULT_LAYOUT) -> str:
         leftover &= ~(1 << bits[n])
     if leftover:
         parts.append(f"{leftover:#x}")
+    # %pGp's fields (pff[] in lib/vsprintf.c): not lru_gen or lru_refs
     for name in ("section", "node", "zone", "lastcpupid", "kasantag"):
         if layout.widths[name]:
             v = layout.field(flags, name)
@@ -359,6 +365,12 @@ def parse_page_flags(text: str, layout: FlagsLayout = DEFAULT_LAYOUT) -> int:
             if k not in layout.widths:
                 raise ParseError(f"unknown page flags field {k!r}; fields: "
                                  + ", ".join(layout.widths))
+            if not layout.widths[k]:
+                raise ParseError(f"this config has no {k} field in page->flags (its width is "
+                                 "0); fields here: "
+                                 + ", ".join(n for n, w in layout.widths.items() if w))
+            if k in fields:
+                raise ParseError(f"page flags field {k} given twice")
             try:
                 fields[k] = int(v, 0)
             except ValueError:
@@ -372,8 +384,7 @@ def parse_page_flags(text: str, layout: FlagsLayout = DEFAULT_LAYOUT) -> int:
             raise ParseError(f"unknown page flag {part!r}"
                              + (f"; did you mean {', '.join(near)}?" if near else ""))
     lastcpupid = fields.pop("lastcpupid", 0)
-    return layout.pack(flags=word, lastcpupid=lastcpupid, **{
-        k: v for k, v in fields.items() if k in ("zone", "node", "section")})
+    return layout.pack(flags=word, lastcpupid=lastcpupid, **fields)
 
 
 def decode_flags(flags: int, layout: FlagsLayout = DEFAULT_LAYOUT) -> dict[str, object]:

@@ -65,13 +65,18 @@ class PageInspector(W.VBox):
         return self.mm.describe_text(pfn)
 
     def flags_text_view(self) -> str:
-        """What the flags pane shows for the typed value (or the current page's flags)."""
-        layout = pf.FlagsLayout(pf.CONFIGS[self.config.value])
+        """What the flags pane shows: a typed value, decoded with the chosen config's layout;
+        with nothing typed, the current page's own flags word, decoded with the layout that
+        mem_map packed it with (another config's layout would read other fields)."""
         text = self.flags_text.value.strip()
         try:
-            value = pf.parse_page_flags(text, layout) if text else \
-                self.mm.flags[self.mm.index(self.pfn.value)]
-            return pf.describe_flags(value, layout)
+            if not text:
+                value = self.mm.flags[self.mm.index(self.pfn.value)]
+                return pf.describe_flags(value, self.mm.layout) + \
+                    "\n(the page's own word, in mem_map's layout: type a value to decode it " \
+                    "with the chosen config)"
+            layout = pf.FlagsLayout(pf.CONFIGS[self.config.value])
+            return pf.describe_flags(pf.parse_page_flags(text, layout), layout)
         except KmmError as err:
             return f"✘ {err}"
 
