@@ -77,3 +77,16 @@ def test_pictures_draw(monkeypatch):
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert re.search(r"lowmem\n.*\n896MB", texts) and "128MB" in texts
     plt.close(fig)
+
+
+@pytest.mark.parametrize("arch", ["arm64", "x86_64", "arm"])
+def test_ram_below_a_page_and_a_bad_address_get_a_plain_message(arch):
+    from kmmlib.widgets.layout import LayoutExplorer
+
+    w = LayoutExplorer(arch=arch)
+    for ram in ("0", "100"):
+        w.ram.value = ram
+        assert w.text.startswith("error: RAM must be at least one page (4 KiB)"), w.text
+    w.ram.value = "1G"
+    w.address.value = "xyz"
+    assert w.text.splitlines()[-1].startswith("address 'xyz': not a hexadecimal address")

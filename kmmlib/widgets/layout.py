@@ -15,7 +15,7 @@ import html
 
 import ipywidgets as W
 
-from kmmlib.errors import KmmError
+from kmmlib.errors import BadRequest, KmmError
 from kmmlib.layout import layout
 from kmmlib.layout.arm64 import va_bits_choices
 from kmmlib.layout.common import human_size, log_heights, parse_kernel
@@ -109,12 +109,16 @@ class LayoutExplorer(W.VBox):
     def current(self):
         """The :class:`~kmmlib.layout.Layout` for the controls' values."""
         ram = parse_size(self.ram.value) if self.ram.value.strip() else None
+        page = int(self.page_size.value[:-1]) << 10 if self.arch.value == "arm64" else 4096
+        if ram is not None and ram < page:
+            raise BadRequest(f"RAM must be at least one page ({page // 1024} KiB), not "
+                             f"{self.ram.value.strip()!r}")
         if self.arch.value == "arm64":
             return layout("arm64", kernel=self.kernel.value, va_bits=self.va_bits.value,
                           page_size=self.page_size.value, ram=ram)
         if self.arch.value == "x86_64":
             return layout("x86_64", levels=self.levels.value, ram=ram)
-        return layout("arm", ram=ram or 1 << 30)
+        return layout("arm", ram=1 << 30 if ram is None else ram)    # 32-bit ARM: 1 GB unless given
 
     @property
     def text(self) -> str:
@@ -129,9 +133,16 @@ class LayoutExplorer(W.VBox):
         if addr:
             lines.append("")
             try:
-                lines.append(translate(lay, int(addr.replace("_", ""), 16)).text())
-            except (KmmError, ValueError) as err:
-                lines.append(f"address {addr!r}: {err}")
+                va = int(addr.replace("_", ""), 16)
+            except ValueError:
+                example = lay.symbols.get("PAGE_OFFSET", lay.regions[-1].start)
+                lines.append(f"address {addr!r}: not a hexadecimal address (e.g. "
+                             f"{example:x}, PAGE_OFFSET)")
+            else:
+                try:
+                    lines.append(translate(lay, va).text())
+                except KmmError as err:
+                    lines.append(f"address {addr!r}: {err}")
         return "\n".join(lines)
 
     def refresh(self) -> None:
