@@ -58,8 +58,9 @@ def plot_memory_bar(zone, ax=None, *, row_pages: int | None = None, title: str |
                        fontsize=7)
     ax.set_xlabel("page within the row")
     ax.set_ylabel("first pfn of the row")
-    ax.legend(handles=[Patch(color=_order_color(0), label="free, order 0"),
-                       Patch(color=_order_color(10), label="free, order 10"),
+    top = zone.max_order                     # the colour scale's end (10, MAX_PAGE_ORDER, or less)
+    ax.legend(handles=[Patch(color=_order_color(0, top), label="free, order 0"),
+                       Patch(color=_order_color(top, top), label=f"free, order {top}"),
                        Patch(color=ALLOCATED, label="allocated"),
                        Patch(color=PCP, label="per-cpu list")],
               loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)

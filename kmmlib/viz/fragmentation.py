@@ -120,8 +120,14 @@ def plot_page_map(zone, ax=None, *, title: str | None = None, row_pages: int | N
             r, c = divmod(p - zs, row_pages)
             ax.add_patch(Rectangle((c, rows - 1 - r), 0.9, 0.8, facecolor=FREE_COLOR,
                                    edgecolor="#bbb", linewidth=0.3))
-    for c in range(0, row_pages + 1, zone.pageblock_nr_pages):
-        ax.axvline(c - 0.05, color="#333", linewidth=0.8)
+    pb = zone.pageblock_nr_pages
+    if pb <= row_pages:                      # pageblock edges are columns
+        for c in range(0, row_pages + 1, pb):
+            ax.axvline(c - 0.05, color="#333", linewidth=0.8)
+    else:                                    # a pageblock spans rows: mark the rows it starts
+        for p in range(zs - zs % pb + (pb if zs % pb else 0), zs + rows * row_pages, pb):
+            r = (p - zs) // row_pages
+            ax.axhline(rows - r - 0.1, color="#333", linewidth=0.8)
     ax.set_xlim(-0.5, row_pages)
     ax.set_ylim(-0.2, rows)
     ax.set_yticks([rows - 1 - r + 0.4 for r in range(rows)])

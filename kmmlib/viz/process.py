@@ -38,11 +38,11 @@ def plot_address_space(mm: MmStruct, ax=None, max_cells: int = 512):
         ax.set_axis_off()
         return ax
     step = max(1, -(-max(v.pages for v in mm.vmas) // max_cells))   # one scale for all rows
-    width = max(-(-v.pages // step) for v in mm.vmas)
+    width = max(-(-v.pages // step) for v in mm.vmas) * step           # in pages
     for row, v in enumerate(reversed(mm.vmas)):
         cells = page_states(mm, v, step)
         ax.imshow([cells], cmap=_STATES, vmin=0, vmax=2, aspect="auto",
-                  extent=(0, len(cells), row, row + 0.8), interpolation="nearest")
+                  extent=(0, len(cells) * step, row, row + 0.8), interpolation="nearest")
         ax.text(width + 1, row + 0.4, f"{v} {v.pages * PAGE_SIZE >> 10} kB", va="center",
                 fontsize=8, family="monospace")
     ax.set_xlim(0, width * 1.6)

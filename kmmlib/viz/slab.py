@@ -149,7 +149,7 @@ def plot_kmalloc_waste(max_size: int = 1024, ax=None, trace_sizes=None):
     ax2 = ax.twinx()
     ax2.fill_between(sizes, [100 * (a - n) / a for a, n in zip(alloc, sizes, strict=True)],
                      color="#f58518", alpha=0.25, step="post", label="waste %")
-    ax2.set_ylabel("waste, % of the object")
+    ax2.set_ylabel("waste, % of the bytes reserved")
     ax2.set_ylim(0, 100)
     if trace_sizes:
         ax.plot([t for t in trace_sizes if t <= max_size],
@@ -158,7 +158,9 @@ def plot_kmalloc_waste(max_size: int = 1024, ax=None, trace_sizes=None):
     ax.set_xlabel("kmalloc(size): bytes requested")
     ax.set_ylabel("bytes reserved")
     ax.set_xlim(0, max_size)
-    ax.legend(loc="upper left", fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    more, more_labels = ax2.get_legend_handles_labels()         # the waste, on the twin axis
+    ax.legend(handles + more, labels + more_labels, loc="upper left", fontsize=8)
     ax.set_title("kmalloc size classes: 8 … 64, 96, 128, 192, 256, 512, 1k …", fontsize=10)
     fig.tight_layout()
     return fig

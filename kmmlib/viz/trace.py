@@ -20,12 +20,23 @@ def _order_color(order: int, max_order: int = 10):
     return plt.get_cmap(ORDER_CMAP)(0.15 + 0.85 * order / max(max_order, 1))
 
 
+def _nothing(ax, what: str):
+    """An empty axis that says why (a trace with no such events)."""
+    ax.text(0.5, 0.5, f"no {what} in this trace", ha="center", va="center",
+            transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
 def plot_alloc_rate(replay, ax=None, *, by: str = "order", title: str | None = None):
     """Page allocations per second of trace time, stacked by ``order`` or ``migratetype``."""
     tl = replay.timeline
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 3))
     series = tl.alloc_rate(by)
+    if not series:
+        return _nothing(ax, "page allocations")
     keys = sorted(series)
     ys = [[n / tl.bin for n in series[k]] for k in keys]
     if by == "order":
@@ -45,9 +56,11 @@ def plot_alloc_rate(replay, ax=None, *, by: str = "order", title: str | None = N
 
 def plot_busiest_caches(replay, ax=None, *, n: int = 10, title: str | None = None):
     """The slab caches the trace allocated from most (kmem_cache_alloc and kmalloc)."""
-    rows = replay.report()["slab"]["busiest"][:n]
+    rows = replay.report()["slab"]["busiest"][:n] if replay.slab is not None else []
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.3 * len(rows) + 1))
+    if not rows:
+        return _nothing(ax, "slab allocations")
     names = [r[0] for r in rows][::-1]
     counts = [r[1] for r in rows][::-1]
     bars = ax.barh(names, counts, color=["#7570b3" if nm.startswith(("kmalloc", "dma-"))
@@ -65,9 +78,11 @@ def plot_busiest_caches(replay, ax=None, *, n: int = 10, title: str | None = Non
 def plot_free_area(replay, zone: str = "Normal", ax=None, *, title: str | None = None):
     """The simulated zone's free pages held at each order (``nr_free << order``) over time."""
     tl = replay.timeline
-    hist = tl.nr_free[zone]
+    hist = tl.nr_free.get(zone)
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 3))
+    if not hist:
+        return _nothing(ax, f"samples of zone {zone}")
     orders = len(hist[0])
     for o in range(orders):
         ys = [row[o] << o for row in hist]
