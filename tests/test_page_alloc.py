@@ -594,12 +594,15 @@ def test_widget_buttons_drive_the_model():
     w.steps_widget.step_button.click()
     assert w.text.startswith("step 1/5: alloc order 0 → 0")
     assert w.block.options == (("pfn 0 (order 0)", (0, 0)),)
-    text = w.click_alloc(1)
-    assert "alloc order 1 → 2" in text and len(w.stepper.ops) == 2
+    text = w.click_alloc(1)                 # the learner's op goes in before the script's 4 left
+    assert "alloc order 1 → 2" in text and len(w.stepper.ops) == 6
+    assert w.stepper.history[-1].op == ("alloc", 1) and w.stepper.pos == 2
     text = w.click_free(0, 0)
-    assert "free pfn 0 order 0 → freed" in text
+    assert "free pfn 0 order 0 → freed" in text and len(w.stepper.ops) == 7
     w.steps_widget.back_button.click()
     assert w.stepper.pos == 2
+    w.steps_widget.reset_button.click()     # the scenario alone again
+    assert len(w.stepper.ops) == 5 and w.stepper.pos == 0
     w.scenario.value = RANDOM
     assert len(w.stepper.ops) == 40 and w.stepper.pos == 0
     svg = memory_bar_svg(w.stepper.model)
