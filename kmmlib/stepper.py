@@ -79,28 +79,30 @@ class Stepper:
     @property
     def ops(self) -> list[Any]:
         """The operations, in order: the script, with the learner's own ops where they were
-        done (a list a widget may extend: ops appended to it count as the learner's)."""
+        done. A widget may append to this list (what it appends counts as the learner's);
+        to change the script, assign a new one."""
         return self._ops
 
     @ops.setter
     def ops(self, ops: Sequence[Any]) -> None:
         """A new script (the learner's ops are gone with the old one)."""
+        self._script = list(ops)
         self._ops = list(ops)
         self._learners = [False] * len(self._ops)
 
     def _mine(self) -> list[bool]:
-        """Which ops are the learner's (anything appended to ``ops`` by hand is)."""
-        missing = len(self._ops) - len(self._learners)
-        if missing > 0:
-            self._learners += [True] * missing
+        """Which ops are the learner's: those ``do()`` put in, and anything appended since."""
+        n = len(self._ops)
+        if len(self._learners) < n:
+            self._learners += [True] * (n - len(self._learners))
+        del self._learners[n:]
         return self._learners
 
     # -- moving -------------------------------------------------------------------------
     def reset(self) -> None:
         """Back to the model's initial state, and to the script alone (the learner's own ops
         are dropped)."""
-        mine = self._mine()
-        self._ops[:] = [op for op, m in zip(self._ops, mine, strict=True) if not m]
+        self._ops[:] = self._script
         self._learners = [False] * len(self._ops)
         self.model = self.make_model()
         self.history: list[Step] = []
@@ -122,11 +124,14 @@ class Stepper:
             return None
         return self._apply(self.ops[self.pos])
 
-    def do(self, op: Any) -> Step:
+    def do(self, op: Any, keep_rest: bool = True) -> Step:
         """Apply a new op now (a widget button), before the script's steps not taken yet. The
-        learner's own steps that were undone are forgotten."""
+        learner's own steps that were undone are forgotten; so is the rest of the script with
+        ``keep_rest=False``, for a script that cannot go on after the learner's op (the
+        fault stepper's plan of steps)."""
         pos, mine = self.pos, self._mine()
-        rest = [(o, m) for o, m in zip(self._ops[pos:], mine[pos:], strict=True) if not m]
+        rest = [(o, m) for o, m in zip(self._ops[pos:], mine[pos:], strict=True)
+                if not m and keep_rest]
         self._ops[pos:] = [op] + [o for o, _ in rest]
         self._learners[pos:] = [True] + [False] * len(rest)
         for k in [k for k in self._checkpoints if k > pos]:
@@ -152,7 +157,7 @@ class Stepper:
         # The state being left is garbage now, often in reference cycles that hold megabytes
         # in a few objects (which is what the collector counts): free it at once. It is young
         # (a recent copy, or stepped into), so the young generations hold it, and collecting
-        # them costs well under a millisecond where a full collection walks the whole kernel.
+        # them costs about a millisecond where a full collection walks the whole kernel.
         self.model = None
         gc.collect(1)
         self.model = copy.deepcopy(self._checkpoints[base])

@@ -458,3 +458,20 @@ def test_prediction_hints_point_at_the_rule_not_the_answer():
     for giveaway in ("expand() keeps the lowest page", "an order-10 request succeeds",
                      "which is 0 in DMA32", "272 free pages", "252 free pages is less"):
         assert giveaway not in text
+
+
+def test_addresses_in_hex_also_when_the_learners_code_raises():
+    def pa_of(va):
+        return {}[va]
+
+    with pytest.raises(ExerciseFailed, match=r"pa_of\(0x40001000\) raised KeyError"):
+        check_function(pa_of, [((0x40001000,), 0x1000)], "pa_of", addresses=True)
+
+
+@pytest.mark.parametrize("value", [list(range(10)) * 20, tuple(range(100)), [[1] * 100] * 3,
+                                   "=" * 300, "x" * 1000])
+def test_an_abbreviated_value_stays_within_the_limit(value):
+    from kmmlib.exercises.check import SHOW_LIMIT, show
+
+    text = show(value)
+    assert len(text) <= SHOW_LIMIT and ("…" in text or "characters" in text)

@@ -770,3 +770,17 @@ def test_nofail_gets_into_the_reserves_before_it_would_loop():
     assert z.alloc_pages("GFP_KERNEL|__GFP_NOFAIL", 0) == 944
     assert len(z.allocator.dmesg) == 1                    # only the plain request's failure
     z.check()
+
+
+def test_nofail_thisnode_skips_the_oom_path_and_its_no_watermarks():
+    """__alloc_pages_may_oom() leaves before the OOM killer for __GFP_THISNODE ("The OOM killer
+    may not free memory on a specific node"): such a __GFP_NOFAIL request only gets nopage's
+    ALLOC_MIN_RESERVE, whose floor (half of min) is above what is left here."""
+    z = Zone(1024, pageblock_order=5, watermarks=(64, 80, 96))
+    while z.alloc_pages("GFP_KERNEL", 0) is not None:
+        pass
+    while z.nr_free_pages > 24 and z.alloc_pages("GFP_ATOMIC", 0) is not None:
+        pass
+    assert z.nr_free_pages == 24
+    assert z.alloc_pages("GFP_KERNEL|__GFP_NOFAIL|__GFP_THISNODE|__GFP_NOWARN", 0) is None
+    assert z.alloc_pages("GFP_KERNEL|__GFP_NOFAIL|__GFP_NOWARN", 0) is not None

@@ -564,3 +564,23 @@ def test_madv_populate_read_maps_the_zero_page_and_write_allocates(sysm, mm):
     assert mm.counters()["RSS"] == 16 and free - sysm.zone.nr_free_pages == tables + 4
     b = mm.mmap(0, 4 * PAGE_SIZE, flags=PRIVATE | MAP_POPULATE)
     assert mm.counters()["RSS"] == 32 and b
+
+
+@pytest.mark.parametrize("pressed", [0, 3, 9, 15])
+def test_an_access_mid_plan_ends_the_plan_and_runs_to_its_end(pressed):
+    """The fault stepper's script is a plan of steps for its accesses: a new access replaces
+    what is left of it, and its own steps then run to "done" with none refused."""
+    pytest.importorskip("ipywidgets")
+    from kmmlib.widgets.fault import FaultStepperWidget
+
+    w = FaultStepperWidget()
+    for _ in range(pressed):
+        w.step_button.click()
+    w.page.value, w.kind.value = 3, "write"
+    w.access_button.click()
+    while not w.stepper.at_end:
+        w.step_button.click()
+    assert not [s for s in w.stepper.history[pressed:] if s.error]
+    assert "done:" in w.text
+    w.reset_button.click()
+    assert w.stepper.ops == w.stepper._script

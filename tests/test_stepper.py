@@ -188,3 +188,17 @@ def test_going_back_does_not_pile_up_garbage():
     # the model's, its checkpoints', the last replaced model's, and as many again in
     # collections not yet due; 40 replaced models' zones were piling up (16 of them seen)
     assert zones <= 2 * (len(w.stepper._checkpoints) + 2), zones
+
+
+def test_ops_edited_in_place_and_reset():
+    st = Stepper(Stack, [("push", 1), ("push", 2)])
+    st.step()
+    del st.ops[st.pos:]                    # a widget may cut the script short …
+    st.do(("push", 9))
+    assert st.model.items == [1, 9]
+    st.ops.insert(0, ("push", 0))          # … or edit it: reset goes back to the script
+    st.reset()
+    assert st.ops == [("push", 1), ("push", 2)]
+    st.ops = [("push", 7), ("push", 8), ("push", 9)]
+    st.reset()
+    assert st.ops == [("push", 7), ("push", 8), ("push", 9)]

@@ -52,7 +52,10 @@ def _show(value: Any, addresses: bool) -> str:
 
 def _brief(value: Any, addresses: bool, limit: int) -> str:
     """One item of an abbreviated sequence: ``ZoneInfo(DMA)`` for an object with a name."""
-    name = getattr(value, "name", None)
+    try:
+        name = getattr(value, "name", None)
+    except Exception:                   # a property that raises: show the value as it is
+        name = None
     if isinstance(name, str) and not isinstance(value, (str, int, tuple, list, dict)):
         return f"{type(value).__name__}({name})"
     return show(value, addresses=addresses, limit=limit)
@@ -65,15 +68,20 @@ def _abbreviate(value: Any, text: str, addresses: bool, limit: int) -> str:
     if isinstance(value, (list, tuple)) and value:
         open_, close = ("[", "]") if isinstance(value, list) else ("(", ")")
         items: list[str] = []
-        for v in value:                 # as many items as fit, at least one
-            item = _brief(v, addresses, limit // 2)
-            if items and sum(map(len, items)) + len(item) > limit:
+        room = limit - len(f", … {len(value)} items") - 2
+        used = 0
+        for v in value:                 # as many items as fit with their ", ", at least one
+            item = _brief(v, addresses, max(8, room // 4))
+            if items and used + len(item) + 2 > room:
                 break
             items.append(item)
+            used += len(item) + 2
         more = f", … {len(value)} items" if len(items) < len(value) else ""
         return f"{open_}{', '.join(items)}{more}{close}"
     if isinstance(value, str):
         short = re.sub(r"(.)\1{5,}", r"\1\1\1…", value)     # a ===== rule says little
+        if len(short) <= limit:
+            return f"{short!r} ({len(value)} characters)"
         return f"{short[:limit // 2]!r} … {short[-limit // 4:]!r} ({len(value)} characters)"
     return f"{text[:limit * 2 // 3]} … {text[-limit // 4:]}"
 
@@ -155,6 +163,11 @@ def _call(fn: Callable[..., Any], args: tuple, kwargs: dict | None = None,
 def answer(fn: Callable[..., Any], *args: Any, what: str | None = None, **kwargs: Any) -> Any:
     """Call the learner's function; a stub still raising NotImplementedError gets a clear note,
     any other exception a message naming the call and the exception."""
+    return _answer(fn, args, kwargs, what, addresses=False)
+
+
+def _answer(fn: Callable[..., Any], args: tuple, kwargs: dict, what: str | None,
+            addresses: bool) -> Any:
     name = what or getattr(fn, "__name__", "this exercise")
     try:
         return fn(*args, **kwargs)
@@ -167,7 +180,8 @@ def answer(fn: Callable[..., Any], *args: Any, what: str | None = None, **kwargs
         raise
     except Exception as err:
         raise ExerciseFailed(
-            f"✘ {name}: {_call(fn, args, kwargs)} raised {type(err).__name__}: {err}\n"
+            f"✘ {name}: {_call(fn, args, kwargs, addresses)} raised {type(err).__name__}: "
+            f"{err}\n"
             "  (the traceback above ends at the line of your code that raised it)") from err
 
 
@@ -189,7 +203,7 @@ def check_function(fn: Callable[..., Any], cases: list[tuple[tuple, Any]], what:
     """Run ``fn(*args)`` for each ``(args, expected)`` and stop at the first wrong case.
     ``addresses`` shows every int (arguments and results) in hex."""
     for args, expected in cases:
-        got = answer(fn, *args, what=what)
+        got = _answer(fn, args, {}, what, addresses)
         if not same(got, expected):
             _fail(f"{what} — {_call(fn, args, addresses=addresses)}", expected, got, hint,
                   addresses=addresses)

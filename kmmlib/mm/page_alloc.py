@@ -154,6 +154,7 @@ GFP_NORETRY = _G["__GFP_NORETRY"]
 GFP_RETRY_MAYFAIL = _G["__GFP_RETRY_MAYFAIL"]
 GFP_NOFAIL = _G["__GFP_NOFAIL"]
 GFP_IO = _G["__GFP_IO"]
+GFP_THISNODE = _G["__GFP_THISNODE"]
 _GFP_MOVABLE_MASK = _G["GFP_MOVABLE_MASK"]
 
 
@@ -2122,10 +2123,12 @@ class PageAllocator:
             if gfp & GFP_NOFAIL:
                 # A request that must not fail gets into the reserves: all of them where the
                 # OOM path runs (__alloc_pages_may_oom(): order ≤ PAGE_ALLOC_COSTLY_ORDER, not
-                # __GFP_RETRY_MAYFAIL, zones up to Normal or above; no OOM killer is modelled,
-                # and the kernel lets it in whether or not a task was killed), else those of
-                # high-priority callers (nopage: ALLOC_MIN_RESERVE). Then it would loop.
-                oom_path = (not gfp & (GFP_NORETRY | GFP_RETRY_MAYFAIL) and not costly
+                # __GFP_RETRY_MAYFAIL nor __GFP_THISNODE, zones up to Normal or above; no OOM
+                # killer is modelled, and the kernel lets it in whether or not a task was
+                # killed), else those of high-priority callers (nopage: ALLOC_MIN_RESERVE).
+                # Then it would loop.
+                oom_path = (not gfp & (GFP_NORETRY | GFP_RETRY_MAYFAIL | GFP_THISNODE)
+                            and not costly
                             and order <= PAGE_ALLOC_COSTLY_ORDER
                             and highest_zoneidx >= self.zone_names.index("Normal"))
                 reserve = _wm.ALLOC_NO_WATERMARKS if oom_path else _wm.ALLOC_MIN_RESERVE

@@ -98,6 +98,7 @@ class FaultStepperWidget(StepperWidget):
     def start(self, page: int, kind: str) -> None:
         """Begin an access (its first step), and queue its remaining steps on the script."""
         st = self.stepper
-        st.do(("access", page, kind))
+        # The plan's remaining steps belong to the access in progress: a new access ends it.
+        st.do(("access", page, kind), keep_rest=False)
         st.ops.extend([("step",)] * st.model.steps_left())
         self.refresh()
