@@ -178,13 +178,18 @@ def test_going_back_does_not_pile_up_garbage():
     from kmmlib.trace.replay import ReplayZone
     from kmmlib.widgets.trace import trace_widget
 
+    def zones_alive() -> int:
+        return sum(isinstance(o, ReplayZone) for o in gc.get_objects())
+
+    gc.collect()                           # other tests' garbage is not this test's
+    others = zones_alive()                 # (fixtures may keep replays of their own)
     w = trace_widget(n=300)
     for _ in range(64):
         w.stepper.step()
     for _ in range(40):
         w.stepper.back()
         w.stepper.step()
-    zones = sum(isinstance(o, ReplayZone) for o in gc.get_objects())
+    zones = zones_alive() - others
     # the model's, its checkpoints', the last replaced model's, and as many again in
     # collections not yet due; 40 replaced models' zones were piling up (16 of them seen)
     assert zones <= 2 * (len(w.stepper._checkpoints) + 2), zones
