@@ -20,6 +20,7 @@ from pathlib import Path
 
 from kmmlib.errors import KmmError, ParseError
 from kmmlib.events import Collect
+from kmmlib.procfs.source import read_text
 
 NAME = "buddy"
 HELP = "run an alloc/free scenario on one buddy-allocator zone and show every split and merge"
@@ -123,12 +124,9 @@ def run(args) -> int:
     else:
         path = Path(args.ops)
         try:
-            text = path.read_text()
+            text = read_text(path)
         except OSError as err:
             raise ParseError(f"cannot read {args.ops}: {err.strerror}") from None
-        except UnicodeDecodeError as err:
-            raise ParseError(f"{args.ops}: not a text file (byte {err.start} is "
-                             f"{err.object[err.start]:#04x})") from None
         where = path.name
     mt = parse_migratetype(args.migratetype)
     ops = parse_ops(text, where)

@@ -2043,12 +2043,8 @@ class PageAllocator:
         _gfp.gfp_migratetype(gfp)           # refuses MOVABLE|RECLAIMABLE together
         mt = _gfp.gfp_migratetype(gfp, self.zonelist[0].page_group_by_mobility_disabled)
         alloc_flags = _wm.ALLOC_WMARK_LOW | (gfp & GFP_KSWAPD_RECLAIM)   # = ALLOC_KSWAPD
-        # alloc_flags_nofragment(): with CONFIG_ZONE_DMA32 (a DMA32 in enum zone_type), a
-        # request whose preferred zone is Normal avoids fragmenting fallbacks; on one node the
-        # kernel "assumes … that if Normal is populated then so is DMA32", and does not look.
         pref = next((z for z in self.zonelist if z.zone_idx <= highest_zoneidx), None)
-        if pref is not None and pref.name == "Normal" and "DMA32" in self.zone_names:
-            alloc_flags |= _wm.ALLOC_NOFRAGMENT
+        alloc_flags |= self.alloc_flags_nofragment(pref)
         if self.events.active:
             self._emit("alloc_pages", f"alloc_pages({_gfp.format_gfp(gfp)}, order {order}): "
                        f"zones up to {self.zone_names[highest_zoneidx]}, {_mt_name(mt)}",
@@ -2061,6 +2057,15 @@ class PageAllocator:
                 self._emit("alloc_done", f"→ pfn {pfn} (zone {self.zone_of(pfn).name})",
                            pfn=pfn, order=order)
         return pfn
+
+    def alloc_flags_nofragment(self, zone: Zone | None) -> int:
+        """``alloc_flags_nofragment()``: ALLOC_NOFRAGMENT when the preferred ``zone`` is Normal
+        on a kernel with CONFIG_ZONE_DMA32 (a DMA32 in enum zone_type): the request avoids
+        fragmenting fallbacks first. On one node the kernel "assumes … that if Normal is
+        populated then so is DMA32", and does not look."""
+        if zone is not None and zone.name == "Normal" and "DMA32" in self.zone_names:
+            return _wm.ALLOC_NOFRAGMENT
+        return 0
 
     def alloc_pages_slowpath(self, gfp: int, order: int, highest_zoneidx: int, mt: int,
                              cpu: int = 0) -> int | None:
@@ -2128,7 +2133,6 @@ class PageAllocator:
                 # killed), else those of high-priority callers (nopage: ALLOC_MIN_RESERVE).
                 # Then it would loop.
                 oom_path = (not gfp & (GFP_NORETRY | GFP_RETRY_MAYFAIL | GFP_THISNODE)
-                            and not costly
                             and order <= PAGE_ALLOC_COSTLY_ORDER
                             and highest_zoneidx >= self.zone_names.index("Normal"))
                 reserve = _wm.ALLOC_NO_WATERMARKS if oom_path else _wm.ALLOC_MIN_RESERVE

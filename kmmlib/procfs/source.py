@@ -26,6 +26,17 @@ SYSCTLS = ("min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
            "overcommit_memory", "overcommit_ratio", "overcommit_kbytes", "stat_interval")
 
 
+def read_text(path: str | os.PathLike) -> str:
+    """A file's text (UTF-8), or a ParseError saying it is not text, with the first byte
+    that is not (OSError as it comes: a missing file is the caller's to report)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode()
+    except UnicodeDecodeError as err:
+        raise ParseError(f"{path}: not a text file (byte {err.start} is "
+                         f"{data[err.start]:#04x})") from None
+
+
 class ProcFileMissing(KmmError, FileNotFoundError):
     """A file that neither the chosen source nor the bundled snapshot has."""
 
@@ -62,12 +73,7 @@ class ProcSource:
     def _read_own(self, name: str) -> str:
         if self.live and name == "nproc":
             return f"{os.cpu_count() or 1}\n"
-        data = self.path(name).read_bytes()
-        try:
-            return data.decode()
-        except UnicodeDecodeError as err:
-            raise ParseError(f"{self.path(name)}: not a text file (byte {err.start} is "
-                             f"{data[err.start]:#04x})") from None
+        return read_text(self.path(name))
 
     def read(self, name: str) -> str:
         """The text of ``name``, from this source or else from the bundled snapshot."""

@@ -398,8 +398,7 @@ class Replay:
             mt = _gfp.gfp_migratetype(mask)
             alloc_flags = _wm.ALLOC_WMARK_LOW | (mask & _wm.ALLOC_KSWAPD)
             pref = next((z for z in self.zonelist if z.zone_idx <= highest), None)
-            if pref is not None and pref.name == "Normal" and "DMA32" in names:
-                alloc_flags |= _wm.ALLOC_NOFRAGMENT     # alloc_flags_nofragment(), one node
+            alloc_flags |= self.allocator.alloc_flags_nofragment(pref)
             if pref is None:
                 raise BadRequest(f"no zone of this machine can serve {text}")
             info = self._gfp[text] = (mask, highest, mt, alloc_flags, pref)
